@@ -1,0 +1,338 @@
+/*
+ * yoton.h - libyoton, a C implementation of yoton, the messaging library of the Pyzo IDE.
+ *
+ * libyoton speaks the wire protocol of the Python reference (yoton 2.2, Pyzo 4.12.3) byte for
+ * byte, so C and Python contexts share one network.
+ *
+ * CONVENTIONS
+ *
+ * - Every fallible call returns an int: YT_OK (0) on success or a negative YT_E* code. Results come
+ *   back through out-parameters, which are left untouched on failure unless stated otherwise.
+ *   yt_strerror() names a code; yt_last_error() gives the detail of the calling thread's most
+ *   recent failure (which address, which errno).
+ * - Handles are opaque. Whoever creates an object frees it with the matching *_free() call.
+ *   "Borrowed" results stay owned by the object they came from and are valid until it changes or
+ *   is freed. "Consumed" parameters change hands on the call, whatever it returns.
+ * - Times are given in seconds as doubles. For timeouts, a negative value means "wait forever"
+ *   and 0 means "do not wait". All waits use CLOCK_MONOTONIC, so changing the wall clock never
+ *   shortens or lengthens one.
+ *
+ * THREADS
+ *
+ * - Functions that work on plain data (yt_value_*, yt_strerror, yt_version*) are safe from any
+ *   thread as long as two threads do not change the same object at once; reading one value from
+ *   several threads is fine.
+ * - Event loops, signals and timers may be used from any thread; handlers and timer callbacks run
+ *   on the thread that calls yt_loop_process() / yt_loop_run() for their loop, never on a
+ *   library IO thread.
+ * - A call that blocks says so and always has a timeout or a way to be woken (closing the object
+ *   it waits on wakes it with YT_ECLOSED).
+ */
+#ifndef YOTON_H
+#define YOTON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Version and export
+ * ------------------------------------------------------------------------------------------- */
+
+#define YT_VERSION_MAJOR 0
+#define YT_VERSION_MINOR 1
+#define YT_VERSION_PATCH 0
+/** The version as one comparable number: major * 10000 + minor * 100 + patch. */
+#define YT_VERSION_NUMBER (YT_VERSION_MAJOR * 10000 + YT_VERSION_MINOR * 100 + YT_VERSION_PATCH)
+
+#if defined(YT_BUILDING) && (defined(__GNUC__) || defined(__clang__))
+#define YT_API __attribute__((visibility("default")))
+#else
+#define YT_API
+#endif
+
+/** The version of the library actually linked, "MAJOR.MINOR.PATCH". Static storage; any thread. */
+YT_API const char *yt_version_string(void);
+/** The linked library's YT_VERSION_NUMBER. Any thread. */
+YT_API int yt_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors
+ *
+ * Codes and their messages come from this one list, so they cannot drift apart.
+ * ------------------------------------------------------------------------------------------- */
+
+#define YT_ERROR_LIST(X)                                                                         \
+    X(OK, 0, "Success")                                                                          \
+    X(EINVAL, -1, "Invalid argument")                                                            \
+    X(ENOMEM, -2, "Out of memory")                                                               \
+    X(ETIMEDOUT, -3, "Timed out")                                                                \
+    X(ECLOSED, -4, "Object is closed")                                                           \
+    X(EAGAIN, -5, "Nothing available now")                                                       \
+    X(EADDR, -6, "Invalid address")                                                              \
+    X(ECONNECT, -7, "Could not connect")                                                         \
+    X(EBIND, -8, "Could not bind")                                                               \
+    X(EHANDSHAKE, -9, "Handshake failed")                                                        \
+    X(EPROTO, -10, "Protocol error")                                                             \
+    X(EDECODE, -11, "Malformed encoded data")                                                    \
+    X(EENCODE, -12, "Value cannot be encoded")                                                   \
+    X(ETOOBIG, -13, "Message too large")                                                         \
+    X(EFULL, -14, "Queue is full")                                                               \
+    X(EBUSY, -15, "Resource is busy")                                                            \
+    X(ENOTFOUND, -16, "Not found")                                                               \
+    X(ECANCELED, -17, "Cancelled")                                                               \
+    X(EREMOTE, -18, "The remote side reported an error")                                         \
+    X(ECONNLOST, -19, "Connection lost")                                                         \
+    X(ENOTSUP, -20, "Not supported")                                                             \
+    X(ESTATE, -21, "Not possible in the current state")                                          \
+    X(ESYS, -22, "System error")
+
+enum yt_error {
+#define YT_ERROR_ENUM_(name, code, text) YT_##name = (code),
+    YT_ERROR_LIST(YT_ERROR_ENUM_)
+#undef YT_ERROR_ENUM_
+};
+
+/** The message of an error code ("Unknown error" for anything else). Static storage; any thread. */
+YT_API const char *yt_strerror(int code);
+
+/**
+ * The detail of the calling thread's most recent failed call, for example
+ * "Cannot connect to 127.0.0.1 on 5555: Connection refused". Never NULL; "" when there is none.
+ * Thread-local: valid until the calling thread's next failing yoton call.
+ */
+YT_API const char *yt_last_error(void);
+
+/** Frees memory that a yoton call handed to the caller as "free with yt_free" (NULL is fine). */
+YT_API void yt_free(void *ptr);
+
+/** What a full bounded queue does with one more message. */
+typedef enum yt_discard_mode {
+    YT_DISCARD_OLD = 0, /**< drop the oldest queued message (the reference's "old") */
+    YT_DISCARD_NEW = 1  /**< drop the message that did not fit (the reference's "new") */
+} yt_discard_mode;
+
+/* ---------------------------------------------------------------------------------------------
+ * Values: the object model of OBJECT messages
+ *
+ * A yt_value is a tree: None, bool, 64-bit int, double, UTF-8 string, list, tuple, or dict (any
+ * value as key except lists and dicts, kept in insertion order). Containers own their items.
+ * Lists and tuples are distinct types (the wire keeps them apart).
+ *
+ * Constructors return a new value owned by the caller, or NULL on failure (out of memory, or
+ * invalid UTF-8 for strings; see yt_last_error()). Functions that put a value into a container
+ * consume it, also on failure and also when it is NULL, so calls nest:
+ *     yt_value_append(list, yt_value_int(3));
+ * Values must not be put into two containers, nor into themselves.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct yt_value yt_value;
+
+typedef enum yt_value_type {
+    YT_NONE = 0,
+    YT_BOOL,
+    YT_INT,
+    YT_FLOAT,
+    YT_STRING,
+    YT_LIST,
+    YT_TUPLE,
+    YT_DICT
+} yt_value_type;
+
+/** Nesting deeper than this is refused by the decoder and the encoder (the reference fails
+ *  around 1000 levels, at Python's recursion limit). */
+#define YT_VALUE_MAX_DEPTH 500
+
+YT_API yt_value *yt_value_none(void);
+YT_API yt_value *yt_value_bool(bool b);
+YT_API yt_value *yt_value_int(int64_t i);
+YT_API yt_value *yt_value_float(double d);
+/** A string from NUL-terminated UTF-8; NULL (YT_EINVAL) if s is NULL or not valid UTF-8. */
+YT_API yt_value *yt_value_string(const char *s);
+/** A string from len bytes of UTF-8 (may contain NUL bytes); NULL if invalid. */
+YT_API yt_value *yt_value_stringn(const char *s, size_t len);
+YT_API yt_value *yt_value_list(void);
+YT_API yt_value *yt_value_tuple(void);
+YT_API yt_value *yt_value_dict(void);
+
+/** Frees a value and everything in it. NULL is fine. */
+YT_API void yt_value_free(yt_value *v);
+/** A deep copy owned by the caller, or NULL when out of memory. */
+YT_API yt_value *yt_value_copy(const yt_value *v);
+YT_API yt_value_type yt_value_type_of(const yt_value *v);
+
+/** Read a scalar. YT_EINVAL when v has another type (no conversion, except that
+ *  yt_value_as_float also reads ints). */
+YT_API int yt_value_as_bool(const yt_value *v, bool *out);
+YT_API int yt_value_as_int(const yt_value *v, int64_t *out);
+YT_API int yt_value_as_float(const yt_value *v, double *out);
+/** A string's bytes (borrowed, NUL-terminated; *len, if given, receives the byte length),
+ *  or NULL when v is not a string. */
+YT_API const char *yt_value_as_string(const yt_value *v, size_t *len);
+
+/** Items of a list or tuple, pairs of a dict; 0 for other types. */
+YT_API size_t yt_value_len(const yt_value *v);
+/** Item i of a list or tuple (borrowed), NULL when out of range or not a sequence. */
+YT_API const yt_value *yt_value_item(const yt_value *seq, size_t i);
+/** Appends item (consumed) to a list or tuple. YT_EINVAL (wrong type, NULL item), YT_ENOMEM. */
+YT_API int yt_value_append(yt_value *seq, yt_value *item);
+
+/** Sets d[key] = val, both consumed. An existing equal key keeps its position and gets the new
+ *  value (keys compare as in Python: 1, 1.0 and true are the same key). YT_EINVAL when d is not
+ *  a dict, key or val is NULL, or key is a list or dict (or contains one); YT_ENOMEM. */
+YT_API int yt_value_dict_set(yt_value *d, yt_value *key, yt_value *val);
+/** yt_value_dict_set with a string key copied from NUL-terminated UTF-8. */
+YT_API int yt_value_dict_set_str(yt_value *d, const char *key, yt_value *val);
+/** The value stored under key (borrowed) or NULL. */
+YT_API const yt_value *yt_value_dict_get(const yt_value *d, const yt_value *key);
+YT_API const yt_value *yt_value_dict_get_str(const yt_value *d, const char *key);
+/** Pair i of a dict in insertion order (borrowed). YT_EINVAL when out of range or not a dict. */
+YT_API int yt_value_dict_entry(const yt_value *d, size_t i, const yt_value **key,
+                               const yt_value **val);
+
+/** Deep equality. Types must match exactly (a list never equals a tuple, 1 never equals 1.0);
+ *  floats compare by value (so NaN is unequal to itself); dicts compare pair by pair in order. */
+YT_API bool yt_value_equal(const yt_value *a, const yt_value *b);
+
+/**
+ * Encodes v in the OBJECT format of the reference. On success *out receives a buffer owned by
+ * the caller (free with yt_free) and *len its size. YT_EENCODE when v nests deeper than
+ * YT_VALUE_MAX_DEPTH; YT_ENOMEM.
+ */
+YT_API int yt_value_encode(const yt_value *v, void **out, size_t *len);
+
+/**
+ * Decodes one value from untrusted bytes, as the reference does: an empty input is None and
+ * bytes after the value are ignored. On success *out receives a value owned by the caller.
+ * YT_EDECODE on truncated input, unknown tags, invalid UTF-8, counts larger than the input
+ * could hold, nesting deeper than YT_VALUE_MAX_DEPTH, or list/dict keys. Never reads outside
+ * [data, data+len) and never allocates more than a small multiple of len.
+ */
+YT_API int yt_value_decode(const void *data, size_t len, yt_value **out);
+
+/* ---------------------------------------------------------------------------------------------
+ * Event system: loops, signals, timers
+ *
+ * A loop is a queue of events. Anything may post to it from any thread; the events run, in
+ * order, on whichever thread calls yt_loop_process() or yt_loop_run(). Library IO threads never
+ * run user code: connections and channels post their signals to a loop (the default loop unless
+ * their options name another one).
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct yt_loop yt_loop;
+typedef struct yt_signal yt_signal;
+typedef struct yt_timer yt_timer;
+
+/** What a signal handler receives. Valid only during the call. */
+typedef struct yt_event {
+    yt_signal *signal; /**< the signal that fired */
+    void *source;      /**< the object the signal belongs to (connection, channel, ...) */
+    int flag;          /**< signal-specific: timedout gives 1 (timed out) or 0 (data again) */
+    const char *text;  /**< signal-specific text or NULL: closed gives the reason */
+} yt_event;
+
+typedef void (*yt_handler_fn)(const yt_event *ev, void *user);
+typedef void (*yt_callback_fn)(void *user);
+
+/** The process-wide default loop, created on first use, never freed. Any thread. */
+YT_API yt_loop *yt_loop_default(void);
+
+/** A new loop owned by the caller. YT_ENOMEM. */
+YT_API int yt_loop_new(yt_loop **out);
+
+/**
+ * Frees a loop: events still queued are discarded (their handlers never run), timers on it stop
+ * and yt_loop_run() or yt_loop_process() blocked on it in other threads return YT_ECLOSED before
+ * this returns. Signals and timers created on it must be freed by their owners first or after;
+ * they stay valid handles that do nothing. Never free the default loop.
+ */
+YT_API void yt_loop_free(yt_loop *loop);
+
+/**
+ * Runs the events queued when the call starts, and the timers that are due; if there were none,
+ * waits up to timeout seconds (0: do not wait, negative: until something happens) for the first
+ * event and runs it, with everything else queued by then. Returns the number of events and timer
+ * callbacks run (>= 0), or YT_ECLOSED when the loop is freed while waiting. Events queued by a
+ * handler during the call run in the next call. Any thread; two threads processing one loop at
+ * once each run part of the events.
+ */
+YT_API int yt_loop_process(yt_loop *loop, double timeout);
+
+/** Processes events until yt_loop_stop() is called (from a handler or any other thread).
+ *  Returns YT_OK, or YT_ECLOSED when the loop is freed. */
+YT_API int yt_loop_run(yt_loop *loop);
+
+/** Makes yt_loop_run() return after the event it is running. Any thread. A stop requested
+ *  while no yt_loop_run() is active makes the next one return at once. */
+YT_API void yt_loop_stop(yt_loop *loop);
+
+/**
+ * Queues fn(user) to run in the loop after delay seconds. delay 0 queues it behind the events
+ * already queued; a negative delay puts it at the front of the queue. YT_ENOMEM, YT_EINVAL
+ * (fn NULL). If it fails, fn is never called.
+ */
+YT_API int yt_loop_call_later(yt_loop *loop, double delay, yt_callback_fn fn, void *user);
+
+/**
+ * Embeds the loop in another one: notify(user) is called, on whichever thread posts, each time
+ * an event is queued or a timer is (re)started, so that the host loop (a GUI's, GLib's, an
+ * application's own) can schedule a yt_loop_process(loop, 0) on its own thread. notify must be
+ * quick and must not call back into the loop. NULL removes it. Any thread.
+ */
+YT_API void yt_loop_embed(yt_loop *loop, yt_callback_fn notify, void *user);
+
+/** Seconds until the loop's next timer is due (0 if one is due or an event is queued; negative
+ *  if there is nothing at all), for host loops that need a wake-up time. Any thread. */
+YT_API double yt_loop_next_timeout(yt_loop *loop);
+
+/**
+ * A new signal posting to loop (NULL: the default loop); source is passed to handlers as
+ * yt_event.source. Owned by the caller. When coalesce is true, yt_signal_emit() posts nothing
+ * while an earlier emission still waits to be run, so a burst of emissions runs each handler
+ * once. YT_ENOMEM.
+ */
+YT_API int yt_signal_new(yt_loop *loop, void *source, bool coalesce, yt_signal **out);
+/** Frees a signal. Its events still queued are dropped; a handler running right now on another
+ *  thread finishes first. NULL is fine. */
+YT_API void yt_signal_free(yt_signal *sig);
+/** Adds a handler. Binding the same (fn, user) twice is YT_EBUSY. YT_EINVAL, YT_ENOMEM. */
+YT_API int yt_signal_bind(yt_signal *sig, yt_handler_fn fn, void *user);
+/** Removes a handler; its events already queued are dropped. YT_ENOTFOUND if not bound. */
+YT_API int yt_signal_unbind(yt_signal *sig, yt_handler_fn fn, void *user);
+/** Number of handlers bound. */
+YT_API size_t yt_signal_handler_count(yt_signal *sig);
+/**
+ * Posts one event per bound handler to the signal's loop, with flag and a copy of text (may be
+ * NULL). Safe from any thread, including library IO threads. YT_ENOMEM.
+ */
+YT_API int yt_signal_emit(yt_signal *sig, int flag, const char *text);
+/** Calls every handler now, on the calling thread, in binding order. */
+YT_API int yt_signal_emit_now(yt_signal *sig, int flag, const char *text);
+
+/**
+ * A timer on loop (NULL: the default loop) that calls fn(user) interval seconds after it is
+ * started, and again every interval unless oneshot. Created stopped; owned by the caller.
+ * YT_EINVAL (fn NULL or interval negative), YT_ENOMEM.
+ */
+YT_API int yt_timer_new(yt_loop *loop, double interval, bool oneshot, yt_callback_fn fn,
+                        void *user, yt_timer **out);
+/** Starts (or restarts) the timer from now. Any thread. */
+YT_API int yt_timer_start(yt_timer *t);
+/** Stops the timer; a stopped timer never calls fn again. Any thread. */
+YT_API void yt_timer_stop(yt_timer *t);
+YT_API bool yt_timer_running(yt_timer *t);
+/** Changes the interval; applies from the next (re)start. YT_EINVAL for a negative interval. */
+YT_API int yt_timer_set_interval(yt_timer *t, double interval);
+/** Stops and frees the timer; a callback running right now on another thread finishes first.
+ *  May be called from the timer's own callback. NULL is fine. */
+YT_API void yt_timer_free(yt_timer *t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* YOTON_H */

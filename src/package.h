@@ -1,0 +1,81 @@
+/*
+ * package.h - yoton packages: the 56-byte header and a reference-counted package.
+ *
+ * A package is one allocation: this struct followed by the payload and a NUL byte (so text
+ * payloads read as C strings without a copy). Its fields are written once, before it is shared;
+ * after that only the reference count changes, so a package fanned out to several connections
+ * and a channel is never copied and needs no lock. The public yt_msg handle is this struct.
+ */
+#ifndef YT_PACKAGE_H
+#define YT_PACKAGE_H
+
+#include "yoton.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define YTI_HEADER_SIZE 56
+/* "YOTON   " read as a little-endian u64. */
+#define YTI_CONTROL UINT64_C(0x2020204E4F544F59)
+#define YTI_SLOT_DUMMY 1u   /* heartbeat and close packages */
+#define YTI_SLOT_CONTEXT 2u /* context messages */
+/* Request ids at or above this in dest_seq mark the pre-request protocol (2^63). */
+#define YTI_REF UINT64_C(0x8000000000000000)
+
+typedef struct yt_msg {
+    atomic_uint refs;
+    uint64_t slot;
+    uint64_t source_id;
+    uint64_t source_seq;
+    uint64_t dest_id;
+    uint64_t dest_seq;
+    uint64_t recv_seq; /* local, never on the wire */
+    size_t len;
+    unsigned char *data; /* points at payload[] */
+    unsigned char payload[];
+} yti_pkg;
+
+typedef struct yti_header {
+    uint64_t control;
+    uint64_t slot;
+    uint64_t source_id;
+    uint64_t source_seq;
+    uint64_t dest_id;
+    uint64_t dest_seq;
+    uint64_t len;
+} yti_header;
+
+/* A new package with len payload bytes (uninitialised, followed by a NUL), all fields 0, one
+ * reference. NULL when out of memory (or len absurd). */
+yti_pkg *yti_pkg_new(size_t len);
+/* A new package holding a copy of data. */
+yti_pkg *yti_pkg_from(const void *data, size_t len, uint64_t slot, uint64_t dest_id,
+                      uint64_t dest_seq);
+yti_pkg *yti_pkg_ref(yti_pkg *p);
+void yti_pkg_unref(yti_pkg *p);
+
+/* Writes p's header (control, fields, p->len) in wire format. */
+void yti_header_encode_pkg(const yti_pkg *p, unsigned char out[YTI_HEADER_SIZE]);
+void yti_header_encode(const yti_header *h, unsigned char out[YTI_HEADER_SIZE]);
+/* Reads a header; YT_EPROTO when the control field is not yoton's (h is filled anyway). */
+int yti_header_decode(const unsigned char in[YTI_HEADER_SIZE], yti_header *h);
+
+/* The two zero-length link packages (spec 2.2). */
+extern const unsigned char yti_heartbeat_bytes[YTI_HEADER_SIZE];
+extern const unsigned char yti_close_bytes[YTI_HEADER_SIZE];
+
+static inline uint64_t yti_le64_read(const unsigned char *b)
+{
+    return (uint64_t)b[0] | (uint64_t)b[1] << 8 | (uint64_t)b[2] << 16 | (uint64_t)b[3] << 24 |
+           (uint64_t)b[4] << 32 | (uint64_t)b[5] << 40 | (uint64_t)b[6] << 48 |
+           (uint64_t)b[7] << 56;
+}
+
+static inline void yti_le64_write(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+#endif

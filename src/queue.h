@@ -1,0 +1,71 @@
+/*
+ * queue.h - bounded FIFO queues of packages.
+ *
+ * Used for every channel's incoming queue, the context's startup queue and each connection's
+ * out-queue. A queue holds at most `max` packages; pushing into a full queue drops the oldest
+ * package (YT_DISCARD_OLD) or the new one (YT_DISCARD_NEW) and counts it in `discarded`.
+ * Any thread may push and pop; one mutex per queue. Waiters are woken only when one exists.
+ *
+ * Close: an idempotent flag; afterwards pushes are refused (the package is released) and every
+ * blocked or later pop/push returns YT_ECLOSED at once. Packages still queued stay until
+ * yti_queue_clear() or yti_queue_free().
+ */
+#ifndef YT_QUEUE_H
+#define YT_QUEUE_H
+
+#include "package.h"
+#include "yoton.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct yti_queue yti_queue;
+
+/* max >= 1. NULL when out of memory. */
+yti_queue *yti_queue_new(size_t max, yt_discard_mode mode);
+/* Releases every package still queued, then the queue. No thread may be using it. */
+void yti_queue_free(yti_queue *q);
+
+/* Appends p (its reference is consumed in every case). Full: discards by mode, returns YT_OK.
+ * YT_ECLOSED when closed. */
+int yti_queue_push(yti_queue *q, yti_pkg *p);
+/* Puts p back at the front (after a pop/peek that could not use it). Ignores the size bound. */
+int yti_queue_push_front(yti_queue *q, yti_pkg *p);
+/* Appends ignoring the size bound (moving the startup queue into a connection). */
+int yti_queue_push_unbounded(yti_queue *q, yti_pkg *p);
+/*
+ * The connection out-queue's push: when a consumer is attached (yti_queue_set_consumer) and the
+ * queue holds `threshold` or more packages, waits until a pop leaves at most `threshold`, the
+ * consumer detaches, the queue closes, or max_wait seconds passed; then pushes as
+ * yti_queue_push. Without a consumer it never waits.
+ */
+int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double max_wait);
+
+/* Takes the first package, waiting until deadline (monotonic ns, platform.h; 0 = no wait,
+ * YTI_FOREVER). YT_OK, YT_ETIMEDOUT or YT_ECLOSED. */
+int yti_queue_pop(yti_queue *q, uint64_t deadline, yti_pkg **out);
+/* Takes up to cap packages at once (at least one, waiting as yti_queue_pop). *n receives the
+ * number taken. */
+int yti_queue_pop_many(yti_queue *q, uint64_t deadline, yti_pkg **out, size_t cap, size_t *n);
+/* The first package with a new reference, or NULL when empty or closed. Does not remove it. */
+yti_pkg *yti_queue_peek(yti_queue *q);
+/* Waits until the queue is non-empty (or closed / deadline); removes nothing. */
+int yti_queue_wait(yti_queue *q, uint64_t deadline);
+
+/* Marks whether a consumer (a sender thread) is draining the queue; see push_throttled. */
+void yti_queue_set_consumer(yti_queue *q, bool active);
+
+void yti_queue_close(yti_queue *q);
+bool yti_queue_closed(yti_queue *q);
+/* Releases every queued package; returns how many. */
+size_t yti_queue_clear(yti_queue *q);
+
+size_t yti_queue_len(yti_queue *q);
+size_t yti_queue_max(yti_queue *q);
+/* Packages dropped because the queue was full (not those refused after close). */
+uint64_t yti_queue_discarded(yti_queue *q);
+/* Packages ever accepted by a push (including ones later discarded). */
+uint64_t yti_queue_pushed(yti_queue *q);
+
+#endif

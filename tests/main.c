@@ -1,0 +1,43 @@
+/*
+ * The test runner: `yt_tests SUITE...` runs the named suites (all when none is named) through
+ * CUnit's basic interface and exits non-zero when any assertion failed.
+ */
+#include "suites.h"
+
+#include <CUnit/Basic.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    /* Tests write to sockets whose peers they kill on purpose. */
+    signal(SIGPIPE, SIG_IGN);
+    if (CU_initialize_registry() != CUE_SUCCESS)
+        return 2;
+    size_t n = sizeof yt_suites / sizeof yt_suites[0];
+    for (size_t i = 0; i < n; i++) {
+        bool wanted = argc < 2;
+        for (int a = 1; a < argc; a++)
+            if (strcmp(argv[a], yt_suites[i].name) == 0)
+                wanted = true;
+        if (wanted)
+            yt_suites[i].add();
+    }
+    if (CU_get_registry()->uiNumberOfSuites == 0) {
+        fprintf(stderr, "no such suite\n");
+        CU_cleanup_registry();
+        return 2;
+    }
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (ran == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 2;
+    }
+    return failed ? 1 : 0;
+}
