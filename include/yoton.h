@@ -331,6 +331,271 @@ YT_API int yt_timer_set_interval(yt_timer *t, double interval);
  *  May be called from the timer's own callback. NULL is fine. */
 YT_API void yt_timer_free(yt_timer *t);
 
+/* ---------------------------------------------------------------------------------------------
+ * Contexts and connections
+ *
+ * A context is a node of a yoton network. It connects to other contexts over persistent TCP
+ * connections; every context routes packages for the others, so contexts form a network. Each
+ * connection has a sender and a receiver thread; a bound connection has a host thread waiting
+ * for its peer (it becomes the receiver once the peer arrived).
+ *
+ * Lifetimes: a context is owned by its creator. Connections are reference-counted: the context
+ * holds one while it lists the connection, and every yt_connection handle given to the caller is
+ * a new reference that the caller must drop with yt_connection_release(). A released connection
+ * that is still open keeps working (the context still holds it); a closed one is dropped by the
+ * context at its next bind/connect/listing or when the context is freed. Signals of a connection
+ * keep it alive until their queued events have run, so a handler always sees a valid source.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct yt_context yt_context;
+typedef struct yt_connection yt_connection;
+
+/** Whether heartbeats prove the IO threads or the application alive. */
+typedef enum yt_heartbeat_policy {
+    /** Heartbeats whenever the link is idle (the reference's behaviour): a peer times out only
+     *  when the process is stopped or the network is cut. */
+    YT_HEARTBEAT_IO = 0,
+    /** Heartbeats only while the application has shown within the connection's timeout that it
+     *  is alive, by calling yt_loop_process()/yt_loop_run(), yt_context_alive(), or a blocking
+     *  receive or flush on this context. A kernel busy in a long computation thus looks busy to
+     *  its IDE, as a Python kernel running extension code does. Data keeps flowing either way. */
+    YT_HEARTBEAT_APP = 1
+} yt_heartbeat_policy;
+
+typedef struct yt_context_options {
+    size_t queue_size;          /**< bound of every package queue; default 10000 */
+    yt_discard_mode discard;    /**< what a full queue drops; default YT_DISCARD_OLD */
+    size_t max_package_size;    /**< larger incoming payloads close the connection;
+                                     default 1 GiB */
+    int sndbuf;                 /**< SO_SNDBUF for new sockets; 0 = system default */
+    int rcvbuf;                 /**< SO_RCVBUF for new sockets; 0 = system default */
+    yt_loop *loop;              /**< where signals are posted; NULL = yt_loop_default() */
+    yt_heartbeat_policy heartbeat; /**< default YT_HEARTBEAT_IO */
+} yt_context_options;
+
+/** Fills o with the defaults. */
+YT_API void yt_context_options_init(yt_context_options *o);
+
+/** A new context with a fresh id (see yt_context_id). opts NULL = defaults. The loop named in
+ *  the options must outlive the context. YT_EINVAL (queue_size 0), YT_ENOMEM. */
+YT_API int yt_context_new(const yt_context_options *opts, yt_context **out);
+
+/** Closes every connection ("Closed by the context.") and channel, waits for the IO threads,
+ *  and frees the context. Channel and connection handles still held stay valid to release or
+ *  free, but no longer do anything. Must not be called from a handler running on a loop that
+ *  this call would wait for, nor twice. NULL is fine. */
+YT_API void yt_context_free(yt_context *ctx);
+
+/** The context's 64-bit id: a time part (high 32 bits) and a random part. Any thread. */
+YT_API uint64_t yt_context_id(const yt_context *ctx);
+
+/**
+ * Starts hosting at address ("host:port", see the address rules in docs/) and returns at once:
+ * a host thread waits for one peer, runs the handshake and from then on the connection is live.
+ * A peer failing the handshake (a web browser, a telnet session) gets the reference's error
+ * line and is dropped; the host keeps waiting. After a successful handshake the listening socket
+ * is closed, so the port can be bound again.
+ *
+ * max_tries (>= 1) ports are tried starting AT the given port (+0, +1, +2, ...; the reference
+ * starts at +1, a documented divergence). Port 0 binds an ephemeral port:
+ * yt_connection_port1() tells the real one. Packages sent while nobody is connected wait in the
+ * connection's queue (bounded; discarding per the options).
+ *
+ * out, when not NULL, receives a reference (release with yt_connection_release()). name may be
+ * NULL. YT_EADDR (bad address; detail says why), YT_EBIND ("Could not bind to any of the N
+ * ports tried" or the socket error), YT_ENOMEM, YT_ESYS. Any thread.
+ */
+YT_API int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const char *name,
+                           yt_connection **out);
+
+/**
+ * Connects to a context hosting at address. While nobody listens it retries until timeout
+ * seconds passed (at least 0.01 s; negative = 1 s, the reference's default), then fails with
+ * YT_ECONNECT and a detail like "Cannot connect to 127.0.0.1 on 5555: Connection refused". A
+ * peer that is not yoton, or is this very context, fails with YT_EHANDSHAKE ("Could not connect:
+ * Handshake failed." / "...(context cannot connect to self)."). On success the context
+ * broadcasts NEW_CONNECTION, as the reference does. Blocks at most timeout + 2 s (handshake).
+ * out as for yt_context_bind. YT_EADDR, YT_ENOMEM, YT_ESYS. Any thread.
+ */
+YT_API int yt_context_connect(yt_context *ctx, const char *address, double timeout,
+                              const char *name, yt_connection **out);
+
+/** Closes every connection of the context ("Closed by the context.") and every channel. The
+ *  context stays usable: bind and connect again. Any thread except the context's IO threads. */
+YT_API void yt_context_close(yt_context *ctx);
+/** Closes every channel of the context; connections stay. */
+YT_API void yt_context_close_channels(yt_context *ctx);
+
+/** Waits until everything queued on every connected connection was written to its socket.
+ *  YT_ETIMEDOUT. (Success does not mean that the peer has read it.) */
+YT_API int yt_context_flush(yt_context *ctx, double timeout);
+
+/** Number of connected (not waiting) connections. Any thread. */
+YT_API size_t yt_context_connection_count(yt_context *ctx);
+
+/**
+ * Lists connections: connected ones, and with include_waiting also those still waiting for a
+ * peer. Writes up to cap references into arr (each to be released) and the total number into
+ * *n (which may exceed cap). Any thread.
+ */
+YT_API int yt_context_connections(yt_context *ctx, bool include_waiting, yt_connection **arr,
+                                  size_t cap, size_t *n);
+
+/** The first alive connection with that name, as a new reference, or NULL. */
+YT_API yt_connection *yt_context_connection_by_name(yt_context *ctx, const char *name);
+
+/** Tells a context with the YT_HEARTBEAT_APP policy that the application is alive. Cheap; any
+ *  thread. */
+YT_API void yt_context_alive(yt_context *ctx);
+
+/** Number of packages this context's queues discarded because they were full (startup queue and
+ *  every connection's out-queue). */
+YT_API uint64_t yt_context_discarded(yt_context *ctx);
+
+/** Adds a reference. */
+YT_API yt_connection *yt_connection_ref(yt_connection *c);
+/** Drops a reference; the last one (with the context's) frees the connection, closing it first
+ *  if it is still open. NULL is fine. */
+YT_API void yt_connection_release(yt_connection *c);
+
+/**
+ * Closes the connection: sends the close package (the peer sees "Closed from other end."),
+ * flushes for at most 1 s, stops both threads and emits closed(reason) once. reason NULL =
+ * "Closed on command.". Idempotent. Safe from any thread, including a handler of this
+ * connection's own signals and the connection's IO threads (then it does not wait for them).
+ */
+YT_API void yt_connection_close(yt_connection *c, const char *reason);
+/** Like yt_connection_close, but without telling the other end (reason NULL =
+ *  "Unspecified problem"). */
+YT_API void yt_connection_close_on_problem(yt_connection *c, const char *reason);
+
+/** Waits until everything queued on the connection before the call was written to the socket.
+ *  YT_ETIMEDOUT; YT_ESTATE when the connection is not connected; YT_ECLOSED when it closes. */
+YT_API int yt_connection_flush(yt_connection *c, double timeout);
+
+/** Signal emitted (flag 1) once when nothing arrived for timeout seconds and (flag 0) once when
+ *  bytes flow again. Borrowed, lives as long as the connection. */
+YT_API yt_signal *yt_connection_timedout_signal(yt_connection *c);
+/** Signal emitted once when the connection ends; yt_event.text is the reason. Borrowed. */
+YT_API yt_signal *yt_connection_closed_signal(yt_connection *c);
+
+/** The timeout for timedout, in seconds (default and minimum 0.5). YT_EINVAL below 0.5. */
+YT_API int yt_connection_set_timeout(yt_connection *c, double seconds);
+YT_API double yt_connection_timeout(yt_connection *c);
+
+YT_API bool yt_connection_is_alive(yt_connection *c);     /**< waiting or connected */
+YT_API bool yt_connection_is_connected(yt_connection *c); /**< connected (hosting or client) */
+YT_API bool yt_connection_is_waiting(yt_connection *c);   /**< bound, no peer yet */
+/** The name; borrowed, valid until renamed. Never NULL. */
+YT_API const char *yt_connection_name(yt_connection *c);
+YT_API int yt_connection_set_name(yt_connection *c, const char *name);
+/** Copies the host text of this end (1) or the other end (2, "" when not connected) into buf. */
+YT_API int yt_connection_hostname1(yt_connection *c, char *buf, size_t size);
+YT_API int yt_connection_hostname2(yt_connection *c, char *buf, size_t size);
+YT_API int yt_connection_port1(yt_connection *c); /**< the local port (the bound port) */
+YT_API int yt_connection_port2(yt_connection *c); /**< the peer's port; 0 when not connected */
+YT_API uint64_t yt_connection_id1(yt_connection *c); /**< own context id */
+/** The peer's id as its handshake said (for a Python peer whose id is below 2^60, this is
+ *  the reference's misparse; see docs). 0 when not connected. */
+YT_API uint64_t yt_connection_id2(yt_connection *c);
+YT_API long yt_connection_pid1(yt_connection *c);
+YT_API long yt_connection_pid2(yt_connection *c);
+/** The reason it closed (borrowed, stable once closed), or NULL while open. */
+YT_API const char *yt_connection_close_reason(yt_connection *c);
+/** Packages its out-queue discarded because it was full. */
+YT_API uint64_t yt_connection_discarded(yt_connection *c);
+
+/* ---------------------------------------------------------------------------------------------
+ * Messages
+ *
+ * A yt_msg is one received message: its payload exactly as it came from the socket, read once
+ * into its own buffer and handed over without a copy. Owned by the caller; free with
+ * yt_msg_free(). NULL stands for the empty message: every accessor accepts it.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct yt_msg yt_msg;
+
+YT_API const void *yt_msg_data(const yt_msg *m); /**< the payload (borrowed); "" for NULL */
+YT_API size_t yt_msg_size(const yt_msg *m);      /**< payload bytes; 0 for NULL */
+/** The payload as a NUL-terminated string (a NUL always follows the payload), "" for NULL. */
+YT_API const char *yt_msg_text(const yt_msg *m);
+/** Decodes an OBJECT payload; *out owned by the caller. The empty message decodes as None.
+ *  YT_EDECODE. */
+YT_API int yt_msg_value(const yt_msg *m, yt_value **out);
+/** The id of the context that sent it (0 for NULL). */
+YT_API uint64_t yt_msg_source(const yt_msg *m);
+YT_API void yt_msg_free(yt_msg *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Channels
+ *
+ * A channel lives on a context and is addressed by its slot: a hash of "base.type.pattern"
+ * (stripped, lower-cased). Only channels of the same base, message type and pattern meet.
+ * Message types are named: YT_TEXT ("txt", UTF-8 text), YT_BINARY ("bin", bytes), YT_OBJECT
+ * ("obj", yt_value), or any other name for a user-defined type (bytes, kept apart by name).
+ *
+ * A channel handle is owned by its creator: yt_channel_free() closes and frees it. Channels are
+ * safe to use from any thread; one channel may be used by several threads at once.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct yt_channel yt_channel;
+
+#define YT_TEXT "txt"
+#define YT_BINARY "bin"
+#define YT_OBJECT "obj"
+
+/** A publisher: sends to every subscriber of the same slot anywhere in the network.
+ *  YT_EINVAL (empty or invalid names), YT_EBUSY ("Slot not free: <name>"), YT_ENOMEM. */
+YT_API int yt_pub_new(yt_context *ctx, const char *slot_base, const char *type,
+                      yt_channel **out);
+/** A subscriber: queues what publishers on its slot send (bounded by the context's queue size
+ *  and discard mode). Errors as yt_pub_new. */
+YT_API int yt_sub_new(yt_context *ctx, const char *slot_base, const char *type,
+                      yt_channel **out);
+
+/** Closes (unregisters) and frees a channel; blocked receivers return YT_ECLOSED first. NULL is
+ *  fine. */
+YT_API void yt_channel_free(yt_channel *ch);
+/** Closes the channel: it stops sending and receiving and frees its slots; messages still
+ *  queued are dropped. Blocked receivers wake with YT_ECLOSED. Idempotent. */
+YT_API void yt_channel_close(yt_channel *ch);
+YT_API bool yt_channel_closed(yt_channel *ch);
+
+/**
+ * Sends len bytes as one message (any message type; for YT_TEXT they must be UTF-8). An empty
+ * message is not sent (as in the reference) and returns YT_OK. The bytes are copied; the call
+ * returns once the message is queued (it may be held back for at most 1 s while a connection's
+ * queue is congested). YT_ECLOSED (closed channel), YT_EINVAL (not a sending channel, invalid
+ * UTF-8 on a text channel), YT_ENOMEM.
+ */
+YT_API int yt_channel_send(yt_channel *ch, const void *data, size_t len);
+/** Sends NUL-terminated UTF-8 text. */
+YT_API int yt_channel_send_text(yt_channel *ch, const char *text);
+/** Sends a value encoded as OBJECT (any channel type; meant for YT_OBJECT). YT_EENCODE. */
+YT_API int yt_channel_send_value(yt_channel *ch, const yt_value *v);
+
+/**
+ * Takes the next message, waiting up to timeout seconds (0: do not wait; negative: until one
+ * arrives or the channel closes). *out receives a message owned by the caller. Where the
+ * reference returns an empty message, this returns YT_EAGAIN (nothing there with timeout 0),
+ * YT_ETIMEDOUT, or YT_ECLOSED, and sets *out to NULL, which every yt_msg accessor reads as the
+ * empty message. YT_EINVAL on a channel that does not receive.
+ */
+YT_API int yt_channel_recv(yt_channel *ch, double timeout, yt_msg **out);
+/** Takes every queued message at once: *msgs receives an array of *n messages (free each, then
+ *  the array with yt_free); *n may be 0 (then *msgs is NULL). YT_ECLOSED, YT_EINVAL. */
+YT_API int yt_channel_recv_all(yt_channel *ch, yt_msg ***msgs, size_t *n);
+/** Number of messages queued. */
+YT_API size_t yt_channel_pending(yt_channel *ch);
+/** Messages the channel's queue discarded because it was full. */
+YT_API uint64_t yt_channel_discarded(yt_channel *ch);
+/** Signal emitted when messages arrive; coalesced: many messages, one event until handled.
+ *  Borrowed; yt_event.source is the channel. */
+YT_API yt_signal *yt_channel_received_signal(yt_channel *ch);
+/** The channel's slot ids (sending and receiving; 0 when the channel has none). */
+YT_API uint64_t yt_channel_slot_out(yt_channel *ch);
+YT_API uint64_t yt_channel_slot_in(yt_channel *ch);
+
 #ifdef __cplusplus
 }
 #endif

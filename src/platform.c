@@ -186,24 +186,24 @@ int yti_thread_start(yti_thread *t, void *(*fn)(void *), void *arg, const char *
     pthread_attr_destroy(&attr);
     if (rc) {
         free(ts);
-        t->started = false;
+        atomic_store(&t->started, false);
         return yti_error_errno(YT_ESYS, rc, "Cannot start thread %s", name ? name : "");
     }
-    t->started = true;
+    atomic_store(&t->started, true);
     return YT_OK;
 }
 
 void yti_thread_join(yti_thread *t)
 {
-    if (!t->started)
+    if (!atomic_load(&t->started))
         return;
     int rc = pthread_join(t->t, NULL);
     if (rc)
         yti_fatal("pthread_join", rc);
-    t->started = false;
+    atomic_store(&t->started, false);
 }
 
 bool yti_thread_is_self(const yti_thread *t)
 {
-    return t->started && pthread_equal(t->t, pthread_self());
+    return atomic_load(&t->started) && pthread_equal(t->t, pthread_self());
 }

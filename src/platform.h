@@ -10,6 +10,7 @@
 #define YT_PLATFORM_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,7 +27,8 @@ typedef struct yti_cond {
 
 typedef struct yti_thread {
     pthread_t t;
-    bool started;
+    /* Atomic: yti_thread_is_self() may run on other threads while the owner joins it. */
+    atomic_bool started;
 } yti_thread;
 
 void yti_mutex_init(yti_mutex *m);

@@ -1,2 +1,497 @@
-/* PLACEHOLDER: being written. */
-typedef int yti_placeholder_queue;
+/*
+ * queue.c - bounded FIFO queues of packages (spec 12): the reference's PackageQueue and, through
+ * yti_queue_push_throttled, its TinyPackageQueue (the connection out-queue).
+ *
+ * Storage: a ring buffer of package pointers that starts small (at most 16 slots) and doubles
+ * when full, never beyond `max` for bounded pushes, so the many mostly-empty queues of a process
+ * (one per channel and connection, default max 10000) cost little. push_front and
+ * push_unbounded may grow it past `max`. The ring never shrinks, except that clear() returns it
+ * to its initial size.
+ *
+ * Threads: any thread may call anything except yti_queue_free. One mutex guards all state. Two
+ * condition variables (CLOCK_MONOTONIC, via platform.h): `nonempty` for pop/pop_many/wait, and
+ * `drained` for throttled pushers. Each side counts its sleepers, and a push or pop signals only
+ * when somebody sleeps, so the uncontended path is a lock, a store and an unlock. A push signals
+ * one popper per package; if a yti_queue_wait() caller (who takes nothing) sleeps too, it
+ * broadcasts instead, so the one wake-up is never spent on a thread that leaves the package
+ * queued while a popper sleeps on. Packages released by a push (discarded or refused) are unref'd
+ * after the lock is dropped, so a free never runs under it on the hot path (clear() is the
+ * exception).
+ *
+ * Ordering: FIFO per queue; push_front puts a package before all others. No order between
+ * queues.
+ *
+ * Throttling: every sleeping throttled pusher has a record on a list with its own threshold; a
+ * pop (or clear) that leaves len <= threshold marks that record released and wakes the pushers.
+ * So a pusher waits for the event "a pop brought the queue down to the threshold" (as the
+ * reference's notifyAll in TinyPackageQueue.pop), not for a state that a competing pusher might
+ * spoil again before it runs. Like the reference (spec 12), a throttled push into a queue that is
+ * already full does not wait: it discards at once. A negative max_wait waits without a time
+ * limit (the platform.h convention); 0 does not wait. yti_queue_wait_below sleeps on the same
+ * list but waits for the state len <= threshold (re-checked after every wake-up).
+ *
+ * Counters: `pushed` counts every package accepted by push, push_throttled or push_unbounded,
+ * including ones later dropped as the oldest by YT_DISCARD_OLD. A package refused under
+ * YT_DISCARD_NEW never entered the queue and is counted in `discarded` only. push_front is a
+ * put-back of a package already counted (after a pop/peek), so it does not count. Hence, when
+ * nothing is put back, pushed == popped + cleared + discarded_old + len at all times, and
+ * pushed + discarded_new == packages offered to accepting pushes. Packages refused after close
+ * (or for lack of memory) count in neither.
+ *
+ * A full queue with len > max (after push_unbounded/push_front) stays over its bound: a bounded
+ * push then drops one package (as the reference's deque does), it does not trim to max.
+ *
+ * Errors: YT_ECLOSED and YT_ETIMEDOUT set the thread's detail string; YT_ENOMEM (ring growth)
+ * consumes the package as every other outcome does.
+ */
+#include "queue.h"
+
+#include "platform.h"
+#include "util.h"
+
+#include <stdlib.h>
+
+#define INITIAL_CAP 16
+
+typedef struct throttle_waiter {
+    size_t threshold;
+    bool released;
+    struct throttle_waiter *next;
+} throttle_waiter;
+
+struct yti_queue {
+    yti_mutex mu;
+    yti_cond nonempty;
+    yti_cond drained;
+    yti_pkg **ring;
+    size_t cap;  /* slots in ring */
+    size_t head; /* index of the first package */
+    size_t len;
+    size_t max;
+    yt_discard_mode mode;
+    bool closed;
+    bool consumer;
+    size_t poppers;            /* threads asleep in pop / pop_many */
+    size_t watchers;           /* threads asleep in yti_queue_wait */
+    throttle_waiter *throttled; /* throttled pushers asleep */
+    uint64_t discarded;
+    uint64_t pushed;
+};
+
+yti_queue *yti_queue_new(size_t max, yt_discard_mode mode)
+{
+    if (max < 1) {
+        yti_error(YT_EINVAL, "Queue size must be at least 1");
+        return NULL;
+    }
+    yti_queue *q = calloc(1, sizeof *q);
+    if (!q) {
+        yti_error(YT_ENOMEM, "Out of memory creating a queue");
+        return NULL;
+    }
+    q->cap = max < INITIAL_CAP ? max : INITIAL_CAP;
+    q->ring = malloc(q->cap * sizeof *q->ring);
+    if (!q->ring) {
+        free(q);
+        yti_error(YT_ENOMEM, "Out of memory creating a queue");
+        return NULL;
+    }
+    q->max = max;
+    q->mode = mode;
+    yti_mutex_init(&q->mu);
+    yti_cond_init(&q->nonempty);
+    yti_cond_init(&q->drained);
+    return q;
+}
+
+void yti_queue_free(yti_queue *q)
+{
+    if (!q)
+        return;
+    for (size_t i = 0, k = q->head; i < q->len; i++) {
+        yti_pkg_unref(q->ring[k]);
+        if (++k == q->cap)
+            k = 0;
+    }
+    free(q->ring);
+    yti_cond_destroy(&q->drained);
+    yti_cond_destroy(&q->nonempty);
+    yti_mutex_destroy(&q->mu);
+    free(q);
+}
+
+/* ---- ring helpers (mutex held) ---- */
+
+/* Makes room for one more package. Bounded growth stops at max; unbounded growth doubles. */
+static int grow(yti_queue *q, bool bounded)
+{
+    if (q->len < q->cap)
+        return YT_OK;
+    if (q->cap > SIZE_MAX / 2 / sizeof *q->ring)
+        return yti_error(YT_ENOMEM, "Queue cannot grow beyond %zu packages", q->cap);
+    size_t ncap = q->cap * 2;
+    if (bounded && ncap > q->max && q->max > q->cap)
+        ncap = q->max;
+    yti_pkg **nring = malloc(ncap * sizeof *nring);
+    if (!nring)
+        return yti_error(YT_ENOMEM, "Out of memory growing a queue to %zu packages", ncap);
+    /* Unwrap into the new ring so head becomes 0. */
+    for (size_t i = 0, k = q->head; i < q->len; i++) {
+        nring[i] = q->ring[k];
+        if (++k == q->cap)
+            k = 0;
+    }
+    free(q->ring);
+    q->ring = nring;
+    q->cap = ncap;
+    q->head = 0;
+    return YT_OK;
+}
+
+static void append(yti_queue *q, yti_pkg *p)
+{
+    size_t k = q->head + q->len;
+    if (k >= q->cap)
+        k -= q->cap;
+    q->ring[k] = p;
+    q->len++;
+}
+
+static yti_pkg *take_first(yti_queue *q)
+{
+    yti_pkg *p = q->ring[q->head];
+    if (++q->head == q->cap)
+        q->head = 0;
+    q->len--;
+    return p;
+}
+
+/* Wakes sleepers in pop/pop_many/wait after a package was added. */
+static void wake_poppers(yti_queue *q)
+{
+    if (q->watchers)
+        yti_cond_broadcast(&q->nonempty);
+    else if (q->poppers)
+        yti_cond_signal(&q->nonempty);
+}
+
+/* After the queue shrank: releases every throttled pusher whose threshold is now met. */
+static void release_throttled(yti_queue *q)
+{
+    bool any = false;
+    for (throttle_waiter *w = q->throttled; w; w = w->next) {
+        if (!w->released && q->len <= w->threshold) {
+            w->released = true;
+            any = true;
+        }
+    }
+    if (any)
+        yti_cond_broadcast(&q->drained);
+}
+
+/*
+ * The bounded push, mutex held. Returns the result and in *drop the package to unref after
+ * unlocking (the refused, discarded or pushed-out one), or NULL.
+ */
+static int push_locked(yti_queue *q, yti_pkg *p, yti_pkg **drop)
+{
+    *drop = NULL;
+    if (q->closed) {
+        *drop = p;
+        return yti_error(YT_ECLOSED, "Queue is closed");
+    }
+    if (q->len >= q->max) {
+        if (q->mode == YT_DISCARD_NEW) {
+            q->discarded++;
+            *drop = p;
+            return YT_OK;
+        }
+        *drop = take_first(q);
+        q->discarded++;
+        /* A slot is free again, so no growth (and no failure) is needed. */
+        append(q, p);
+        q->pushed++;
+        return YT_OK;
+    }
+    int rc = grow(q, true);
+    if (rc) {
+        *drop = p;
+        return rc;
+    }
+    append(q, p);
+    q->pushed++;
+    wake_poppers(q);
+    return YT_OK;
+}
+
+/* ---- pushes ---- */
+
+int yti_queue_push(yti_queue *q, yti_pkg *p)
+{
+    yti_pkg *drop;
+    yti_mutex_lock(&q->mu);
+    int rc = push_locked(q, p, &drop);
+    yti_mutex_unlock(&q->mu);
+    yti_pkg_unref(drop);
+    return rc;
+}
+
+int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double max_wait)
+{
+    yti_pkg *drop;
+    yti_mutex_lock(&q->mu);
+    if (q->consumer && !q->closed && q->len >= threshold && q->len < q->max) {
+        uint64_t deadline = yti_deadline(max_wait);
+        throttle_waiter self = {threshold, false, q->throttled};
+        q->throttled = &self;
+        bool timed_out = false;
+        while (!self.released && q->consumer && !q->closed && !timed_out)
+            timed_out = !yti_cond_until(&q->drained, &q->mu, deadline);
+        throttle_waiter **pp = &q->throttled;
+        while (*pp != &self)
+            pp = &(*pp)->next;
+        *pp = self.next;
+    }
+    int rc = push_locked(q, p, &drop);
+    yti_mutex_unlock(&q->mu);
+    yti_pkg_unref(drop);
+    return rc;
+}
+
+int yti_queue_wait_below(yti_queue *q, size_t threshold, uint64_t deadline)
+{
+    int rc = YT_OK;
+    yti_mutex_lock(&q->mu);
+    /* Unlike push_throttled this waits for a state (len <= threshold), so the caller is not let
+     * through by a pop whose effect a competing pusher already undid. It shares the throttled
+     * list so pops and clear wake it the same way. */
+    throttle_waiter self = {threshold, false, NULL};
+    bool listed = false;
+    for (;;) {
+        if (q->closed) {
+            rc = yti_error(YT_ECLOSED, "Queue is closed");
+            break;
+        }
+        if (!q->consumer || q->len <= threshold)
+            break;
+        if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline)) {
+            rc = yti_error(YT_ETIMEDOUT, "Timed out waiting for the queue to drain");
+            break;
+        }
+        if (!listed) {
+            self.next = q->throttled;
+            q->throttled = &self;
+            listed = true;
+        }
+        self.released = false;
+        yti_cond_until(&q->drained, &q->mu, deadline);
+    }
+    if (listed) {
+        throttle_waiter **pp = &q->throttled;
+        while (*pp != &self)
+            pp = &(*pp)->next;
+        *pp = self.next;
+    }
+    yti_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int yti_queue_push_front(yti_queue *q, yti_pkg *p)
+{
+    int rc = YT_OK;
+    yti_mutex_lock(&q->mu);
+    if (q->closed)
+        rc = yti_error(YT_ECLOSED, "Queue is closed");
+    else
+        rc = grow(q, false);
+    if (rc == YT_OK) {
+        q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
+        q->ring[q->head] = p;
+        q->len++;
+        wake_poppers(q);
+    }
+    yti_mutex_unlock(&q->mu);
+    if (rc)
+        yti_pkg_unref(p);
+    return rc;
+}
+
+int yti_queue_push_unbounded(yti_queue *q, yti_pkg *p)
+{
+    int rc = YT_OK;
+    yti_mutex_lock(&q->mu);
+    if (q->closed)
+        rc = yti_error(YT_ECLOSED, "Queue is closed");
+    else
+        rc = grow(q, false);
+    if (rc == YT_OK) {
+        append(q, p);
+        q->pushed++;
+        wake_poppers(q);
+    }
+    yti_mutex_unlock(&q->mu);
+    if (rc)
+        yti_pkg_unref(p);
+    return rc;
+}
+
+/* ---- pops ---- */
+
+/* Waits (mutex held) until the queue has a package; YT_OK, YT_ECLOSED or YT_ETIMEDOUT. A
+ * sleeper that times out still takes a package that arrived meanwhile, so a signal it may have
+ * swallowed is never lost. */
+static int wait_nonempty(yti_queue *q, uint64_t deadline, size_t *sleepers)
+{
+    for (;;) {
+        if (q->closed)
+            return yti_error(YT_ECLOSED, "Queue is closed");
+        if (q->len)
+            return YT_OK;
+        if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline))
+            return yti_error(YT_ETIMEDOUT, "Timed out waiting for a package");
+        (*sleepers)++;
+        yti_cond_until(&q->nonempty, &q->mu, deadline);
+        (*sleepers)--;
+    }
+}
+
+int yti_queue_pop(yti_queue *q, uint64_t deadline, yti_pkg **out)
+{
+    yti_mutex_lock(&q->mu);
+    int rc = wait_nonempty(q, deadline, &q->poppers);
+    if (rc == YT_OK) {
+        *out = take_first(q);
+        if (q->throttled)
+            release_throttled(q);
+    }
+    yti_mutex_unlock(&q->mu);
+    return rc;
+}
+
+int yti_queue_pop_many(yti_queue *q, uint64_t deadline, yti_pkg **out, size_t cap, size_t *n)
+{
+    *n = 0;
+    if (cap == 0)
+        return yti_error(YT_EINVAL, "pop_many needs room for at least one package");
+    yti_mutex_lock(&q->mu);
+    int rc = wait_nonempty(q, deadline, &q->poppers);
+    if (rc == YT_OK) {
+        size_t k = 0;
+        while (k < cap && q->len)
+            out[k++] = take_first(q);
+        *n = k;
+        if (q->throttled)
+            release_throttled(q);
+    }
+    yti_mutex_unlock(&q->mu);
+    return rc;
+}
+
+yti_pkg *yti_queue_peek(yti_queue *q)
+{
+    yti_pkg *p = NULL;
+    yti_mutex_lock(&q->mu);
+    if (!q->closed && q->len)
+        p = yti_pkg_ref(q->ring[q->head]);
+    yti_mutex_unlock(&q->mu);
+    return p;
+}
+
+int yti_queue_wait(yti_queue *q, uint64_t deadline)
+{
+    yti_mutex_lock(&q->mu);
+    int rc = wait_nonempty(q, deadline, &q->watchers);
+    yti_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* ---- state ---- */
+
+void yti_queue_set_consumer(yti_queue *q, bool active)
+{
+    yti_mutex_lock(&q->mu);
+    q->consumer = active;
+    /* Without a consumer nothing would ever drain the queue: let throttled pushers go. */
+    if (!active && q->throttled)
+        yti_cond_broadcast(&q->drained);
+    yti_mutex_unlock(&q->mu);
+}
+
+void yti_queue_close(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    if (!q->closed) {
+        q->closed = true;
+        if (q->poppers || q->watchers)
+            yti_cond_broadcast(&q->nonempty);
+        if (q->throttled)
+            yti_cond_broadcast(&q->drained);
+    }
+    yti_mutex_unlock(&q->mu);
+}
+
+bool yti_queue_closed(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    bool c = q->closed;
+    yti_mutex_unlock(&q->mu);
+    return c;
+}
+
+size_t yti_queue_clear(yti_queue *q)
+{
+    /* Clearing is rare (closing a channel or connection), so the packages are released under the
+     * lock. A ring that grew during a burst goes back to its initial size; the small one is
+     * allocated before locking, and without it the big ring is simply kept. */
+    yti_pkg **spare = malloc(INITIAL_CAP * sizeof *spare);
+    yti_mutex_lock(&q->mu);
+    size_t n = q->len;
+    for (size_t i = 0, k = q->head; i < n; i++) {
+        yti_pkg_unref(q->ring[k]);
+        if (++k == q->cap)
+            k = 0;
+    }
+    q->head = 0;
+    q->len = 0;
+    if (spare && q->cap > INITIAL_CAP) {
+        yti_pkg **big = q->ring;
+        q->ring = spare;
+        q->cap = INITIAL_CAP;
+        spare = big;
+    }
+    if (q->throttled)
+        release_throttled(q);
+    yti_mutex_unlock(&q->mu);
+    free(spare);
+    return n;
+}
+
+size_t yti_queue_len(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    size_t n = q->len;
+    yti_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t yti_queue_max(yti_queue *q)
+{
+    /* Fixed at creation: no lock needed. */
+    return q->max;
+}
+
+uint64_t yti_queue_discarded(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    uint64_t n = q->discarded;
+    yti_mutex_unlock(&q->mu);
+    return n;
+}
+
+uint64_t yti_queue_pushed(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    uint64_t n = q->pushed;
+    yti_mutex_unlock(&q->mu);
+    return n;
+}

@@ -42,6 +42,11 @@ int yti_queue_push_unbounded(yti_queue *q, yti_pkg *p);
  */
 int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double max_wait);
 
+/* Waits, without pushing, while a consumer is attached and the queue holds more than
+ * threshold packages, until deadline; returns at once without a consumer. YT_OK, YT_ETIMEDOUT,
+ * YT_ECLOSED. (Used to hold a sender back before it takes the context lock.) */
+int yti_queue_wait_below(yti_queue *q, size_t threshold, uint64_t deadline);
+
 /* Takes the first package, waiting until deadline (monotonic ns, platform.h; 0 = no wait,
  * YTI_FOREVER). YT_OK, YT_ETIMEDOUT or YT_ECLOSED. */
 int yti_queue_pop(yti_queue *q, uint64_t deadline, yti_pkg **out);

@@ -1,0 +1,362 @@
+/*
+ * base.c - what all channels share: slots, registration, the receive queue, the received
+ * signal, sending, receiving and closing; and yt_msg, the received message.
+ *
+ * Threads: any user thread may send, receive and close; receiver threads deposit packages
+ * (under the context lock). Closing unregisters the slots under the context lock first, so no
+ * deposit can follow it, then closes the queue, which wakes every blocked receiver with
+ * YT_ECLOSED. A channel is reference-counted: its owner's handle, plus short-lived references
+ * the context takes while it calls into channels without its lock.
+ */
+#include "channel.h"
+
+#include "../hash.h"
+#include "../util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------------ */
+/* Messages                                                                                    */
+
+const void *yt_msg_data(const yt_msg *m)
+{
+    return m ? (const void *)m->data : "";
+}
+
+size_t yt_msg_size(const yt_msg *m)
+{
+    return m ? m->len : 0;
+}
+
+const char *yt_msg_text(const yt_msg *m)
+{
+    return m ? (const char *)m->data : "";
+}
+
+int yt_msg_value(const yt_msg *m, yt_value **out)
+{
+    return yt_value_decode(yt_msg_data(m), yt_msg_size(m), out);
+}
+
+uint64_t yt_msg_source(const yt_msg *m)
+{
+    return m ? m->source_id : 0;
+}
+
+void yt_msg_free(yt_msg *m)
+{
+    yti_pkg_unref(m);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Life cycle                                                                                  */
+
+static int slot_for(const char *base, const char *type, const char *pattern, uint64_t *slot,
+                    char **name)
+{
+    *slot = 0;
+    *name = NULL;
+    if (!pattern)
+        return YT_OK;
+    int rc = yti_slot_name(base, type, pattern, name);
+    if (rc == YT_OK)
+        rc = yti_slot_hash(*name, strlen(*name), slot);
+    return rc;
+}
+
+int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
+                       const char *type, const char *pattern_out, const char *pattern_in,
+                       bool with_queue, const yti_channel_ops *ops, void *impl,
+                       yt_channel **out)
+{
+    if (!ctx || !base || !type || !out)
+        return yti_error(YT_EINVAL, "Invalid argument");
+    if (!type[0] || !yti_utf8_valid(type, strlen(type)))
+        return yti_error(YT_EINVAL, "The message type name must be non-empty UTF-8");
+    if (!yti_utf8_valid(base, strlen(base)))
+        return yti_error(YT_EINVAL, "The slot base must be UTF-8");
+    yt_channel *ch = calloc(1, sizeof *ch);
+    if (!ch)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    atomic_init(&ch->refs, 1);
+    atomic_init(&ch->closed, false);
+    yti_mutex_init(&ch->lock);
+    ch->ctx = ctx;
+    ch->kind = kind;
+    ch->ops = ops;
+    ch->impl = impl;
+    char *name_out = NULL, *name_in = NULL;
+    const yti_conn_config *cfg = yti_context_config(ctx);
+    int rc = YT_ENOMEM;
+    ch->type = strdup(type);
+    if (!ch->type)
+        goto fail;
+    if ((rc = slot_for(base, type, pattern_out, &ch->slot_out, &name_out)) ||
+        (rc = slot_for(base, type, pattern_in, &ch->slot_in, &name_in)))
+        goto fail;
+    rc = YT_ENOMEM;
+    if (with_queue && !(ch->q = yti_queue_new(cfg->queue_size, cfg->discard)))
+        goto fail;
+    if (yt_signal_new(cfg->loop, ch, true, &ch->received) != YT_OK)
+        goto fail;
+    rc = yti_context_register(ctx, ch, ch->slot_out, ch->slot_in, name_out, name_in);
+    if (rc)
+        goto fail;
+    free(name_out);
+    free(name_in);
+    *out = ch;
+    return YT_OK;
+fail:
+    if (rc == YT_ENOMEM)
+        yti_error(rc, "Out of memory");
+    free(name_out);
+    free(name_in);
+    ch->ops = NULL; /* impl stays the caller's on failure */
+    yti_channel_unref(ch);
+    return rc;
+}
+
+yt_channel *yti_channel_ref(yt_channel *ch)
+{
+    atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+    return ch;
+}
+
+void yti_channel_unref(yt_channel *ch)
+{
+    if (!ch || atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (ch->ops && ch->ops->destroy)
+        ch->ops->destroy(ch);
+    yt_signal_free(ch->received);
+    yti_queue_free(ch->q);
+    yti_mutex_destroy(&ch->lock);
+    free(ch->type);
+    free(ch);
+}
+
+/* Marks the channel closed and wakes receivers; returns the context it was registered at. */
+static yt_context *mark_closed(yt_channel *ch)
+{
+    yti_mutex_lock(&ch->lock);
+    yt_context *ctx = ch->ctx;
+    ch->ctx = NULL;
+    atomic_store(&ch->closed, true);
+    yti_mutex_unlock(&ch->lock);
+    return ctx;
+}
+
+void yti_channel_detach(yt_channel *ch)
+{
+    mark_closed(ch);
+    if (ch->q) {
+        yti_queue_close(ch->q);
+        yti_queue_clear(ch->q);
+    }
+}
+
+void yt_channel_close(yt_channel *ch)
+{
+    if (!ch)
+        return;
+    yt_context *ctx = mark_closed(ch);
+    if (ctx)
+        yti_context_unregister(ctx, ch);
+    if (ch->q) {
+        yti_queue_close(ch->q);
+        yti_queue_clear(ch->q);
+    }
+}
+
+void yt_channel_free(yt_channel *ch)
+{
+    if (!ch)
+        return;
+    yt_channel_close(ch);
+    yti_channel_unref(ch);
+}
+
+bool yt_channel_closed(yt_channel *ch)
+{
+    return !ch || atomic_load(&ch->closed);
+}
+
+yt_context *yti_channel_ctx(yt_channel *ch)
+{
+    yti_mutex_lock(&ch->lock);
+    yt_context *ctx = ch->ctx;
+    yti_mutex_unlock(&ch->lock);
+    return ctx;
+}
+
+void yti_channel_on_new_connection(yt_channel *ch)
+{
+    if (ch->ops && ch->ops->on_new_connection && !yt_channel_closed(ch))
+        ch->ops->on_new_connection(ch);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Receiving                                                                                   */
+
+void yti_channel_enqueue(yt_channel *ch, yti_pkg *p)
+{
+    if (yti_queue_push(ch->q, p) == YT_OK)
+        yt_signal_emit(ch->received, 0, NULL);
+}
+
+void yti_channel_deposit(yt_channel *ch, yti_pkg *p)
+{
+    if (ch->ops && ch->ops->deposit)
+        ch->ops->deposit(ch, p);
+    else if (ch->q)
+        yti_channel_enqueue(ch, p);
+    else
+        yti_pkg_unref(p);
+}
+
+int yt_channel_recv(yt_channel *ch, double timeout, yt_msg **out)
+{
+    if (out)
+        *out = NULL;
+    if (!ch || !out)
+        return yti_error(YT_EINVAL, "Invalid argument");
+    if (!ch->q)
+        return yti_error(YT_EINVAL, "This channel does not receive messages");
+    if (yt_channel_closed(ch))
+        return yti_error(YT_ECLOSED, "The channel is closed");
+    uint64_t deadline = yti_deadline(timeout);
+    for (;;) {
+        yt_context *ctx = yti_channel_ctx(ch);
+        if (ctx)
+            yti_context_touch(ctx);
+        /* Wake up now and then to keep showing the application alive (heartbeat policy
+         * "app") while it waits here. */
+        uint64_t step = yti_deadline(YTI_HEARTBEAT_INTERVAL);
+        bool last = deadline <= step;
+        yti_pkg *p = NULL;
+        int rc = yti_queue_pop(ch->q, last ? deadline : step, &p);
+        if (rc == YT_OK) {
+            *out = p;
+            return YT_OK;
+        }
+        if (rc == YT_ECLOSED)
+            return yti_error(YT_ECLOSED, "The channel is closed");
+        if (last) {
+            if (timeout == 0)
+                return yti_error(YT_EAGAIN, "No message available");
+            return yti_error(YT_ETIMEDOUT, "No message arrived in time");
+        }
+    }
+}
+
+int yt_channel_recv_all(yt_channel *ch, yt_msg ***msgs, size_t *n)
+{
+    if (!ch || !msgs || !n)
+        return yti_error(YT_EINVAL, "Invalid argument");
+    *msgs = NULL;
+    *n = 0;
+    if (!ch->q)
+        return yti_error(YT_EINVAL, "This channel does not receive messages");
+    if (yt_channel_closed(ch))
+        return yti_error(YT_ECLOSED, "The channel is closed");
+    yt_context *ctx = yti_channel_ctx(ch);
+    if (ctx)
+        yti_context_touch(ctx);
+    size_t cap = yti_queue_len(ch->q);
+    if (cap == 0)
+        return YT_OK;
+    yti_pkg **v = malloc(cap * sizeof *v);
+    if (!v)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    size_t got = 0;
+    /* Only what was there when the call started: a busy publisher cannot keep this looping. */
+    yti_queue_pop_many(ch->q, 0, v, cap, &got);
+    if (got == 0) {
+        free(v);
+        return YT_OK;
+    }
+    *msgs = (yt_msg **)v;
+    *n = got;
+    return YT_OK;
+}
+
+size_t yt_channel_pending(yt_channel *ch)
+{
+    return ch && ch->q ? yti_queue_len(ch->q) : 0;
+}
+
+uint64_t yt_channel_discarded(yt_channel *ch)
+{
+    return ch && ch->q ? yti_queue_discarded(ch->q) : 0;
+}
+
+yt_signal *yt_channel_received_signal(yt_channel *ch)
+{
+    return ch ? ch->received : NULL;
+}
+
+uint64_t yt_channel_slot_out(yt_channel *ch)
+{
+    return ch ? ch->slot_out : 0;
+}
+
+uint64_t yt_channel_slot_in(yt_channel *ch)
+{
+    return ch ? ch->slot_in : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sending                                                                                     */
+
+int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p)
+{
+    yt_context *ctx = yti_channel_ctx(ch);
+    if (!ctx) {
+        yti_pkg_unref(p);
+        return yti_error(YT_ECLOSED, "The channel is closed");
+    }
+    return yti_context_send(ctx, p);
+}
+
+static bool is_text(const yt_channel *ch)
+{
+    return strcmp(ch->type, YT_TEXT) == 0;
+}
+
+int yt_channel_send(yt_channel *ch, const void *data, size_t len)
+{
+    if (!ch || (!data && len))
+        return yti_error(YT_EINVAL, "Invalid argument");
+    if (yt_channel_closed(ch))
+        return yti_error(YT_ECLOSED, "The channel is closed");
+    if (ch->kind != YTI_PUB && ch->kind != YTI_STATE)
+        return yti_error(YT_EINVAL, "This channel does not send messages");
+    if (len == 0)
+        return YT_OK; /* the reference never sends an empty message */
+    if (is_text(ch) && !yti_utf8_valid(data, len))
+        return yti_error(YT_EINVAL, "Text messages must be valid UTF-8");
+    yti_pkg *p = yti_pkg_from(data, len, ch->slot_out, 0, 0);
+    if (!p)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    return yti_channel_send_pkg(ch, p);
+}
+
+int yt_channel_send_text(yt_channel *ch, const char *text)
+{
+    if (!text)
+        return yti_error(YT_EINVAL, "text is NULL");
+    return yt_channel_send(ch, text, strlen(text));
+}
+
+int yt_channel_send_value(yt_channel *ch, const yt_value *v)
+{
+    void *buf = NULL;
+    size_t len = 0;
+    int rc = yt_value_encode(v, &buf, &len);
+    if (rc)
+        return rc;
+    rc = yt_channel_send(ch, buf, len);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,1153 @@
+/*
+ * connection.c - one TCP link between two contexts.
+ *
+ * Threads. A connected connection has two threads:
+ *   - the sender ("yt-send") blocks on the out-queue for at most 0.25 s, takes every package
+ *     queued (a batch) and writes headers and payloads with one sendmsg() per batch (no copy);
+ *     when the wait times out it writes a heartbeat (under the app policy, only while the
+ *     application has shown itself alive within the timeout);
+ *   - the receiver ("yt-recv") polls the socket with the connection's timeout, reads through a
+ *     64 KiB buffer (payloads larger than half of it are read straight into their own package),
+ *     emits timedout(true/false) on the edges of silence, and hands every package to the
+ *     context on this same thread.
+ * A bound connection starts one thread ("yt-host") that accepts peers (polling 0.25 s) and runs
+ * the host handshake; a peer that fails it is sent the reference's error line and dropped. After
+ * a successful handshake the listening socket is closed, the sender is started and the host
+ * thread carries on as the receiver. A connecting connection does its handshake on the caller's
+ * thread and then starts both threads.
+ *
+ * Closing. Whoever closes first (a user thread, a handler, or an IO thread that met EOF or an
+ * error) moves the state to CLOSING; everyone else returns at once. An orderly close queues the
+ * close package and flushes it for at most 1 s. Then the out-queue is closed (waking the sender
+ * and throttled pushers) and every socket is shut down under the lock (waking the receiver, the
+ * host's poll and a handshake in progress). The receiver/host thread, on its way out, joins the
+ * sender and closes the descriptors, so they are released promptly whoever closed. A closer
+ * that is not one of the connection's own threads then joins the receiver/host thread; an IO
+ * thread never joins itself, and the receiver thread is joined when the connection is freed.
+ * Descriptors are only shut down or closed under the connection lock, with fd = -1 afterwards,
+ * so a descriptor number is never touched after it could have been reused.
+ *
+ * Lifetime. References: the context's (while listed), the user's handles, and one per queued
+ * signal event (taken by the signals' source hooks). IO threads hold none: the last reference is
+ * therefore never dropped on one of the connection's own threads, and freeing can join them.
+ */
+#include "core.h"
+#include "uid.h"
+#include "util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define RBUF_SIZE (64 * 1024)
+#define DIRECT_MIN (RBUF_SIZE / 2)
+#define BATCH_MAX 256
+#define IO_STACK (128 * 1024)
+
+struct yt_connection {
+    atomic_uint refs;
+    atomic_int state;
+    yti_mutex lock;
+    yti_cond cond;
+
+    yt_context *ctx; /* NULL once the context is gone; read by IO threads while they run */
+    uint64_t id1;
+    yti_conn_config cfg;
+
+    /* Guarded by lock. */
+    char *name;
+    char *reason;
+    char host1[64], host2[64];
+    int port1, port2;
+    uint64_t id2;
+    long pid2;
+    int fd;        /* the connected socket */
+    int listen_fd; /* while waiting */
+    int hs_fd;     /* a peer in the middle of a host handshake */
+    bool closed_emitted;
+    bool io_joining, io_joined;
+    int flush_waiters;
+    uint64_t written; /* packages written by the sender */
+
+    _Atomic double timeout;
+    yti_queue *outq;
+    yti_thread io_thread; /* host, then receiver */
+    yti_thread send_thread;
+
+    yt_signal *timedout_sig;
+    yt_signal *closed_sig;
+};
+
+static void general_close(yt_connection *c, const char *reason, bool notify);
+static void join_io(yt_connection *c);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Creation and references                                                                     */
+
+static void source_ref(void *src)
+{
+    yt_connection_ref(src);
+}
+
+static void source_unref(void *src)
+{
+    yt_connection_release(src);
+}
+
+yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_config *cfg,
+                            const char *name)
+{
+    yt_connection *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->state, YTI_CLOSED);
+    atomic_init(&c->timeout, YTI_TIMEOUT_MIN);
+    c->ctx = ctx;
+    c->id1 = own_id;
+    c->cfg = *cfg;
+    c->fd = c->listen_fd = c->hs_fd = -1;
+    c->name = strdup(name ? name : "");
+    c->outq = yti_queue_new(cfg->queue_size, cfg->discard);
+    if (!c->name || !c->outq || yt_signal_new(cfg->loop, c, false, &c->timedout_sig) != YT_OK ||
+        yt_signal_new(cfg->loop, c, false, &c->closed_sig) != YT_OK) {
+        yt_signal_free(c->timedout_sig);
+        yti_queue_free(c->outq);
+        free(c->name);
+        free(c);
+        return NULL;
+    }
+    yti_signal_set_source_hooks(c->timedout_sig, source_ref, source_unref);
+    yti_signal_set_source_hooks(c->closed_sig, source_ref, source_unref);
+    yti_mutex_init(&c->lock);
+    yti_cond_init(&c->cond);
+    return c;
+}
+
+yt_connection *yt_connection_ref(yt_connection *c)
+{
+    if (c)
+        atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+    return c;
+}
+
+static void conn_free(yt_connection *c)
+{
+    general_close(c, "Closed on command.", false);
+    join_io(c);
+    /* The sender is joined by the io thread; this covers a connection whose io thread never
+     * started. */
+    yti_thread_join(&c->send_thread);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->listen_fd >= 0)
+        close(c->listen_fd);
+    yt_signal_free(c->timedout_sig);
+    yt_signal_free(c->closed_sig);
+    yti_queue_free(c->outq);
+    yti_cond_destroy(&c->cond);
+    yti_mutex_destroy(&c->lock);
+    free(c->name);
+    free(c->reason);
+    free(c);
+}
+
+void yt_connection_release(yt_connection *c)
+{
+    if (c && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+        conn_free(c);
+}
+
+void yti_conn_detach(yt_connection *c)
+{
+    yti_mutex_lock(&c->lock);
+    c->ctx = NULL;
+    yti_mutex_unlock(&c->lock);
+}
+
+int yti_conn_state(const yt_connection *c)
+{
+    return atomic_load_explicit(&c->state, memory_order_acquire);
+}
+
+static bool on_own_thread(const yt_connection *c)
+{
+    return yti_thread_is_self(&c->io_thread) || yti_thread_is_self(&c->send_thread);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sockets                                                                                     */
+
+static void set_cloexec_nosigpipe(int fd)
+{
+    int fl = fcntl(fd, F_GETFD);
+    if (fl >= 0)
+        fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+}
+
+static void tune_socket(int fd, const yti_conn_config *cfg)
+{
+    if (cfg->sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cfg->sndbuf, sizeof cfg->sndbuf);
+    if (cfg->rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg->rcvbuf, sizeof cfg->rcvbuf);
+}
+
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Resolves an IPv4 host ("" = any for binding, loopback for connecting). */
+static int resolve4(const char *host, bool passive, struct in_addr *out)
+{
+    if (host[0] == '\0') {
+        out->s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
+        return YT_OK;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res)
+        return yti_error(YT_EADDR, "Cannot resolve host '%s': %s", host, gai_strerror(rc));
+    *out = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    freeaddrinfo(res);
+    return YT_OK;
+}
+
+static void sockname(int fd, bool peer, char *host, size_t hsize, int *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
+                  : getsockname(fd, (struct sockaddr *)&sa, &len);
+    if (rc == 0 && sa.sin_family == AF_INET) {
+        inet_ntop(AF_INET, &sa.sin_addr, host, (socklen_t)hsize);
+        *port = ntohs(sa.sin_port);
+    }
+}
+
+/* Writes all of buf, retrying on EINTR and short writes. */
+static int write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Polls fd for reading until deadline; 1 ready, 0 timed out, <0 -errno. */
+static int poll_in(int fd, uint64_t deadline)
+{
+    for (;;) {
+        double rem = yti_remaining(deadline);
+        int ms = rem < 0 ? -1 : (int)(rem * 1000.0 + 0.999);
+        if (ms > 1000000)
+            ms = 1000000;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int rc = poll(&p, 1, ms);
+        if (rc > 0)
+            return 1;
+        if (rc == 0) {
+            if (rem >= 0 && yti_remaining(deadline) <= 0)
+                return 0;
+            continue;
+        }
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/*
+ * Reads a greeting line one byte at a time, as the reference does, so nothing after the CR LF
+ * is consumed: the package stream starts exactly where the line ends. Stops at CR LF, EOF, the
+ * 2 s deadline or YTI_HANDSHAKE_LINE_MAX bytes (a peer sending more is not yoton).
+ */
+static size_t read_greeting(int fd, char *buf, size_t cap)
+{
+    uint64_t deadline = yti_deadline(YTI_HANDSHAKE_TIMEOUT);
+    size_t n = 0;
+    while (n < cap) {
+        if (poll_in(fd, deadline) <= 0)
+            break;
+        ssize_t r = recv(fd, buf + n, 1, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n++;
+        if (n >= 2 && buf[n - 2] == '\r' && buf[n - 1] == '\n')
+            break;
+    }
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Signals                                                                                     */
+
+static void emit_closed_once(yt_connection *c)
+{
+    yti_mutex_lock(&c->lock);
+    bool emit = !c->closed_emitted;
+    c->closed_emitted = true;
+    char *reason = c->reason ? strdup(c->reason) : NULL;
+    yti_mutex_unlock(&c->lock);
+    if (emit)
+        yt_signal_emit(c->closed_sig, 0, reason ? reason : "");
+    free(reason);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sender                                                                                      */
+
+static bool heartbeat_allowed(yt_connection *c)
+{
+    if (c->cfg.heartbeat != YT_HEARTBEAT_APP || !c->cfg.app_alive)
+        return true;
+    uint64_t last = atomic_load_explicit(c->cfg.app_alive, memory_order_relaxed);
+    uint64_t looped = yti_loop_last_activity(c->cfg.loop);
+    if (looped > last)
+        last = looped;
+    double to = atomic_load_explicit(&c->timeout, memory_order_relaxed);
+    return yti_now() - last < (uint64_t)(to * 1e9);
+}
+
+/* Writes iov[0..n) completely with sendmsg(MSG_NOSIGNAL), in IOV_MAX chunks. */
+static int send_iov(int fd, struct iovec *iov, size_t n)
+{
+    while (n > 0) {
+        struct msghdr mh = {0};
+        mh.msg_iov = iov;
+        mh.msg_iovlen = n > IOV_MAX ? IOV_MAX : n;
+        ssize_t w = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0 && left) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return 0;
+}
+
+static void *sender_main(void *arg)
+{
+    yt_connection *c = arg;
+    yti_pkg *batch[BATCH_MAX];
+    unsigned char hdr[BATCH_MAX][YTI_HEADER_SIZE];
+    struct iovec iov[2 * BATCH_MAX];
+    int fd;
+    yti_mutex_lock(&c->lock);
+    fd = c->fd;
+    yti_mutex_unlock(&c->lock);
+
+    for (;;) {
+        size_t n = 0;
+        int rc = yti_queue_pop_many(c->outq, yti_deadline(YTI_HEARTBEAT_INTERVAL), batch,
+                                    BATCH_MAX, &n);
+        if (rc == YT_ECLOSED)
+            break;
+        int err = 0;
+        if (rc == YT_ETIMEDOUT) {
+            if (heartbeat_allowed(c))
+                err = write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);
+        } else {
+            size_t k = 0;
+            for (size_t i = 0; i < n; i++) {
+                yti_header_encode_pkg(batch[i], hdr[i]);
+                iov[k].iov_base = hdr[i];
+                iov[k++].iov_len = YTI_HEADER_SIZE;
+                if (batch[i]->len) {
+                    iov[k].iov_base = batch[i]->data;
+                    iov[k++].iov_len = batch[i]->len;
+                }
+            }
+            err = send_iov(fd, iov, k);
+            for (size_t i = 0; i < n; i++)
+                yti_pkg_unref(batch[i]);
+            yti_mutex_lock(&c->lock);
+            c->written += n;
+            if (c->flush_waiters)
+                yti_cond_broadcast(&c->cond);
+            yti_mutex_unlock(&c->lock);
+        }
+        if (err) {
+            char msg[200];
+            snprintf(msg, sizeof msg, "yoton.SendingThread, Socket error.%s", strerror(-err));
+            general_close(c, msg, false);
+            break;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Receiver                                                                                    */
+
+typedef struct rx_state {
+    uint64_t last_rx;
+    bool timed_out;
+} rx_state;
+
+/*
+ * Reads at most len bytes into buf, polling with the connection's timeout so that timedout is
+ * emitted on the edges of silence. Every byte counts as life, so a large package whose bytes
+ * keep flowing never times out. Returns bytes read, 0 on EOF, -errno on error, or -ECANCELED
+ * when the connection is closing.
+ */
+static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t len)
+{
+    for (;;) {
+        /* Not while CLOSING: the closer may still be flushing the close package, and this
+         * thread's exit path closes the out-queue. */
+        if (yti_conn_state(c) == YTI_CLOSED)
+            return -ECANCELED;
+        double to = atomic_load_explicit(&c->timeout, memory_order_relaxed);
+        uint64_t deadline = st->timed_out ? yti_deadline(1.0) : st->last_rx + (uint64_t)(to * 1e9);
+        int pr = poll_in(fd, deadline);
+        if (pr < 0)
+            return pr;
+        if (pr == 0) {
+            if (!st->timed_out) {
+                st->timed_out = true;
+                yt_signal_emit(c->timedout_sig, 1, NULL);
+            }
+            continue;
+        }
+        ssize_t n = recv(fd, buf, len, 0);
+        if (n < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            return -errno;
+        }
+        if (n > 0) {
+            st->last_rx = yti_now();
+            if (st->timed_out) {
+                st->timed_out = false;
+                yt_signal_emit(c->timedout_sig, 0, NULL);
+            }
+        }
+        return n;
+    }
+}
+
+static yt_context *conn_ctx(yt_connection *c)
+{
+    yti_mutex_lock(&c->lock);
+    yt_context *ctx = c->ctx;
+    yti_mutex_unlock(&c->lock);
+    return ctx;
+}
+
+static void deliver(yt_connection *c, yti_pkg *p)
+{
+    /* The context outlives the IO threads (freeing it joins them), so this cannot go stale
+     * while the receiver runs. */
+    yt_context *ctx = c->ctx;
+    if (ctx)
+        yti_context_deliver(ctx, c, p);
+    else
+        yti_pkg_unref(p);
+}
+
+/* The receive loop; returns the reason to close with, or NULL when closing anyway. */
+static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t errsize)
+{
+    unsigned char *buf = malloc(RBUF_SIZE);
+    if (!buf)
+        return "yoton.ReceivingThread, Error in io thread.Out of memory";
+    size_t have = 0, pos = 0;
+    rx_state st = {.last_rx = yti_now(), .timed_out = false};
+    const char *reason = NULL;
+
+    for (;;) {
+        /* Parse every complete package in the buffer. */
+        while (have - pos >= YTI_HEADER_SIZE) {
+            yti_header h;
+            if (yti_header_decode(buf + pos, &h) != YT_OK) {
+                reason = "Lost track of the stream.";
+                goto out;
+            }
+            if (h.len == 0) {
+                pos += YTI_HEADER_SIZE;
+                if (h.source_seq == 1) {
+                    reason = "Closed from other end.";
+                    goto out;
+                }
+                continue; /* heartbeat (0) or unknown: nothing to do */
+            }
+            if (h.len > c->cfg.max_package_size) {
+                snprintf(errbuf, errsize,
+                         "Package too large: %llu bytes declared, the maximum is %zu.",
+                         (unsigned long long)h.len, c->cfg.max_package_size);
+                reason = errbuf;
+                goto out;
+            }
+            size_t avail = have - pos - YTI_HEADER_SIZE;
+            if (avail < h.len && h.len < DIRECT_MIN)
+                break; /* small package: wait for the rest in the buffer */
+            yti_pkg *p = yti_pkg_new((size_t)h.len);
+            if (!p) {
+                snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread.Cannot "
+                         "allocate %llu bytes", (unsigned long long)h.len);
+                reason = errbuf;
+                goto out;
+            }
+            p->slot = h.slot;
+            p->source_id = h.source_id;
+            p->source_seq = h.source_seq;
+            p->dest_id = h.dest_id;
+            p->dest_seq = h.dest_seq;
+            size_t take = avail < h.len ? avail : (size_t)h.len;
+            memcpy(p->data, buf + pos + YTI_HEADER_SIZE, take);
+            pos += YTI_HEADER_SIZE + take;
+            /* A large payload: the rest goes straight into its own buffer. */
+            while (take < h.len) {
+                ssize_t n = rx_read(c, &st, fd, p->data + take, (size_t)h.len - take);
+                if (n <= 0) {
+                    yti_pkg_unref(p);
+                    if (n == -ECANCELED)
+                        goto out;
+                    if (n == 0) {
+                        reason = "Other end dropped the connection.";
+                    } else {
+                        snprintf(errbuf, errsize, "yoton.ReceivingThread, Socket error.%s",
+                                 strerror((int)-n));
+                        reason = errbuf;
+                    }
+                    goto out;
+                }
+                take += (size_t)n;
+            }
+            deliver(c, p);
+        }
+        /* Compact, then read more. */
+        if (pos > 0) {
+            memmove(buf, buf + pos, have - pos);
+            have -= pos;
+            pos = 0;
+        }
+        ssize_t n = rx_read(c, &st, fd, buf + have, RBUF_SIZE - have);
+        if (n == -ECANCELED)
+            break;
+        if (n == 0) {
+            reason = "Other end dropped the connection.";
+            break;
+        }
+        if (n < 0) {
+            snprintf(errbuf, errsize, "yoton.ReceivingThread, Socket error.%s",
+                     strerror((int)-n));
+            reason = errbuf;
+            break;
+        }
+        have += (size_t)n;
+    }
+out:
+    free(buf);
+    return reason;
+}
+
+static int start_sender(yt_connection *c)
+{
+    yti_queue_set_consumer(c->outq, true);
+    return yti_thread_start(&c->send_thread, sender_main, c, "yt-send", IO_STACK);
+}
+
+/* The end of the io thread: stop and join the sender, release the descriptors. */
+static void io_exit(yt_connection *c)
+{
+    yti_queue_set_consumer(c->outq, false);
+    yti_queue_close(c->outq);
+    yti_thread_join(&c->send_thread);
+    yti_mutex_lock(&c->lock);
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->listen_fd >= 0)
+        close(c->listen_fd);
+    c->fd = c->listen_fd = -1;
+    yti_mutex_unlock(&c->lock);
+}
+
+static void run_receiver(yt_connection *c)
+{
+    int fd;
+    yti_mutex_lock(&c->lock);
+    fd = c->fd;
+    yti_mutex_unlock(&c->lock);
+    char errbuf[256];
+    const char *reason = receive_loop(c, fd, errbuf, sizeof errbuf);
+    if (reason)
+        general_close(c, reason, false);
+}
+
+static void *receiver_main(void *arg)
+{
+    yt_connection *c = arg;
+    run_receiver(c);
+    io_exit(c);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Host                                                                                        */
+
+/* Runs the host side of the handshake on fd; true on success (peer recorded). */
+static bool host_handshake(yt_connection *c, int fd)
+{
+    char line[YTI_HANDSHAKE_LINE_MAX];
+    size_t n = read_greeting(fd, line, sizeof line);
+    uint64_t peer_id = 0;
+    long peer_pid = 0;
+    yti_hs_result r = yti_greeting_parse(line, n, c->id1, &peer_id, &peer_pid);
+    char reply[YTI_GREETING_MAX];
+    size_t rn = yti_hs_host_reply(r, c->id1, (long)getpid(), reply);
+    if (rn)
+        write_all(fd, reply, rn);
+    if (r != YTI_HS_OK)
+        return false;
+    yti_mutex_lock(&c->lock);
+    c->id2 = peer_id;
+    c->pid2 = peer_pid;
+    sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
+    yti_mutex_unlock(&c->lock);
+    return true;
+}
+
+static void *host_main(void *arg)
+{
+    yt_connection *c = arg;
+    int lfd;
+    yti_mutex_lock(&c->lock);
+    lfd = c->listen_fd;
+    yti_mutex_unlock(&c->lock);
+
+    bool connected = false;
+    while (yti_conn_state(c) == YTI_WAITING) {
+        int pr = poll_in(lfd, yti_deadline(0.25));
+        if (yti_conn_state(c) != YTI_WAITING)
+            break;
+        if (pr <= 0)
+            continue;
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+            continue;
+        yti_mutex_lock(&c->lock);
+        bool closing = yti_conn_state(c) != YTI_WAITING;
+        if (!closing)
+            c->hs_fd = fd;
+        yti_mutex_unlock(&c->lock);
+        bool ok = !closing && host_handshake(c, fd);
+        yti_mutex_lock(&c->lock);
+        c->hs_fd = -1;
+        if (ok && yti_conn_state(c) == YTI_WAITING) {
+            c->fd = fd;
+            close(c->listen_fd);
+            c->listen_fd = -1;
+            set_nodelay(fd);
+            atomic_store(&c->state, YTI_HOSTING);
+            connected = true;
+        } else {
+            close(fd);
+        }
+        yti_mutex_unlock(&c->lock);
+        if (connected)
+            break;
+    }
+    if (connected) {
+        if (start_sender(c) != YT_OK)
+            general_close(c, "yoton.ReceivingThread, Error in io thread.Cannot start sender",
+                          false);
+        else
+            run_receiver(c);
+    }
+    io_exit(c);
+    return NULL;
+}
+
+int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries)
+{
+    struct in_addr ip;
+    int rc = resolve4(a->host, true, &ip);
+    if (rc)
+        return rc;
+    if (max_tries < 1)
+        return yti_error(YT_EINVAL, "max_tries must be at least 1");
+    int fd = -1, err = 0, port = a->port, tried = 0;
+    for (int k = 0; k < max_tries; k++) {
+        port = a->port + k;
+        if (port > 65535)
+            break;
+        tried++;
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        tune_socket(fd, &c->cfg);
+        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr = ip};
+        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 1) == 0)
+            break;
+        err = errno;
+        close(fd);
+        fd = -1;
+        if (a->port == 0)
+            break; /* an ephemeral port failing will not be helped by trying more */
+    }
+    if (fd < 0) {
+        if (tried <= 1)
+            return yti_error_errno(YT_EBIND, err, "Cannot bind to %s on %d", a->host, a->port);
+        return yti_error(YT_EBIND, "Could not bind to any of the %d %d ports tried.", tried,
+                         port);
+    }
+    yti_mutex_lock(&c->lock);
+    c->listen_fd = fd;
+    sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
+    atomic_store(&c->state, YTI_WAITING);
+    yti_mutex_unlock(&c->lock);
+    rc = yti_thread_start(&c->io_thread, host_main, c, "yt-host", IO_STACK);
+    if (rc) {
+        yti_mutex_lock(&c->lock);
+        atomic_store(&c->state, YTI_CLOSED);
+        close(c->listen_fd);
+        c->listen_fd = -1;
+        yti_mutex_unlock(&c->lock);
+        return rc;
+    }
+    return YT_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Client                                                                                      */
+
+/* One non-blocking connect attempt bounded by deadline; returns fd or -errno. */
+static int try_connect(const struct sockaddr_in *sa, const yti_conn_config *cfg,
+                       uint64_t deadline)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    tune_socket(fd, cfg);
+    int err = 0;
+    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
+        if (errno != EINPROGRESS) {
+            err = errno;
+        } else {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            double rem = yti_remaining(deadline);
+            int pr;
+            do {
+                pr = poll(&p, 1, (int)(rem * 1000) + 1);
+            } while (pr < 0 && errno == EINTR);
+            socklen_t len = sizeof err;
+            if (pr == 0)
+                err = ETIMEDOUT;
+            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+                err = errno;
+        }
+    }
+    if (err) {
+        close(fd);
+        return -err;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    set_cloexec_nosigpipe(fd);
+    return fd;
+}
+
+int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
+{
+    if (timeout < 0)
+        timeout = 1.0;
+    if (timeout < 0.01)
+        timeout = 0.01;
+    struct in_addr ip;
+    int rc = resolve4(a->host, false, &ip);
+    if (rc)
+        return rc;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port),
+                             .sin_addr = ip};
+    uint64_t deadline = yti_deadline(timeout);
+    int fd;
+    for (;;) {
+        fd = try_connect(&sa, &c->cfg, deadline);
+        if (fd >= 0)
+            break;
+        double rem = yti_remaining(deadline);
+        if (rem <= 0)
+            return yti_error_errno(YT_ECONNECT, -fd, "Cannot connect to %s on %d", a->host,
+                                   a->port);
+        double pause = timeout / 100;
+        yti_sleep(pause < rem ? pause : rem);
+    }
+
+    /* The client speaks first, then reads the host's line. */
+    char greet[YTI_GREETING_MAX];
+    size_t gn = yti_greeting_format(c->id1, (long)getpid(), greet);
+    int werr = write_all(fd, greet, gn);
+    char line[YTI_HANDSHAKE_LINE_MAX];
+    size_t n = werr ? 0 : read_greeting(fd, line, sizeof line);
+    uint64_t peer_id = 0;
+    long peer_pid = 0;
+    yti_hs_result r = yti_greeting_parse(line, n, c->id1, &peer_id, &peer_pid);
+    if (r != YTI_HS_OK) {
+        close(fd);
+        return yti_error(YT_EHANDSHAKE, "Could not connect: %s", yti_hs_reason(r));
+    }
+    set_nodelay(fd);
+    yti_mutex_lock(&c->lock);
+    c->fd = fd;
+    c->id2 = peer_id;
+    c->pid2 = peer_pid;
+    sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
+    sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
+    atomic_store(&c->state, YTI_CONNECTED);
+    yti_mutex_unlock(&c->lock);
+
+    rc = start_sender(c);
+    if (rc == YT_OK)
+        rc = yti_thread_start(&c->io_thread, receiver_main, c, "yt-recv", IO_STACK);
+    if (rc) {
+        general_close(c, "Cannot start the IO threads", false);
+        io_exit(c);
+        return rc;
+    }
+    return YT_OK;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Queueing, flushing, closing                                                                 */
+
+void yti_conn_push(yt_connection *c, yti_pkg *p)
+{
+    yti_queue_push(c->outq, p);
+}
+
+void yti_conn_push_unbounded(yt_connection *c, yti_pkg *p)
+{
+    yti_queue_push_unbounded(c->outq, p);
+}
+
+void yti_conn_throttle(yt_connection *c, uint64_t deadline)
+{
+    yti_queue_wait_below(c->outq, YTI_OUTQ_THRESHOLD, deadline);
+}
+
+static int flush_until(yt_connection *c, uint64_t deadline)
+{
+    /* Every package pushed before now leaves the queue either through the sender (then it is
+     * counted in `written` once on the socket) or by being discarded as the oldest. */
+    uint64_t target = yti_queue_pushed(c->outq);
+    bool old_mode = c->cfg.discard == YT_DISCARD_OLD;
+    int rc = YT_OK;
+    yti_mutex_lock(&c->lock);
+    c->flush_waiters++;
+    for (;;) {
+        uint64_t done = c->written + (old_mode ? yti_queue_discarded(c->outq) : 0);
+        if (done >= target)
+            break;
+        int st = yti_conn_state(c);
+        if (st == YTI_CLOSED) {
+            rc = yti_error(YT_ECLOSED, "The connection closed while flushing");
+            break;
+        }
+        if (!yti_cond_until(&c->cond, &c->lock, deadline) && yti_remaining(deadline) == 0) {
+            rc = yti_error(YT_ETIMEDOUT, "Flushing the connection timed out");
+            break;
+        }
+    }
+    c->flush_waiters--;
+    yti_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int yt_connection_flush(yt_connection *c, double timeout)
+{
+    if (!c)
+        return yti_error(YT_EINVAL, "No connection");
+    if (yti_conn_state(c) < YTI_HOSTING)
+        return yti_error(YT_ESTATE, "Cannot flush: the connection is not connected");
+    yt_context *ctx = conn_ctx(c);
+    if (ctx)
+        yti_context_touch(ctx);
+    return flush_until(c, yti_deadline(timeout));
+}
+
+/* Joins the io thread exactly once, however many closers ask; the others wait for it. */
+static void join_io(yt_connection *c)
+{
+    if (on_own_thread(c))
+        return;
+    yti_mutex_lock(&c->lock);
+    if (c->io_joined || !c->io_thread.started) {
+        yti_mutex_unlock(&c->lock);
+        return;
+    }
+    if (c->io_joining) {
+        while (!c->io_joined)
+            yti_cond_wait(&c->cond, &c->lock);
+        yti_mutex_unlock(&c->lock);
+        return;
+    }
+    c->io_joining = true;
+    yti_mutex_unlock(&c->lock);
+    yti_thread_join(&c->io_thread);
+    yti_mutex_lock(&c->lock);
+    c->io_joined = true;
+    yti_cond_broadcast(&c->cond);
+    yti_mutex_unlock(&c->lock);
+}
+
+void yti_conn_shutdown(yt_connection *c, const char *reason)
+{
+    general_close(c, reason, true);
+    join_io(c);
+}
+
+static void general_close(yt_connection *c, const char *reason, bool notify)
+{
+    yti_mutex_lock(&c->lock);
+    int st = yti_conn_state(c);
+    if (st <= YTI_CLOSING) {
+        yti_mutex_unlock(&c->lock);
+        return;
+    }
+    atomic_store(&c->state, YTI_CLOSING);
+    c->reason = strdup(reason);
+    yti_mutex_unlock(&c->lock);
+
+    if (notify && st >= YTI_HOSTING && !yti_thread_is_self(&c->send_thread)) {
+        yti_pkg *p = yti_pkg_new(0);
+        if (p) {
+            p->slot = YTI_SLOT_DUMMY;
+            p->source_seq = 1; /* the close package */
+            yti_queue_push_unbounded(c->outq, p);
+            flush_until(c, yti_deadline(1.0));
+        }
+    }
+
+    yti_mutex_lock(&c->lock);
+    atomic_store(&c->state, YTI_CLOSED);
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    if (c->listen_fd >= 0)
+        shutdown(c->listen_fd, SHUT_RDWR);
+    if (c->hs_fd >= 0)
+        shutdown(c->hs_fd, SHUT_RDWR);
+    yti_cond_broadcast(&c->cond);
+    yti_mutex_unlock(&c->lock);
+    yti_queue_close(c->outq);
+
+    emit_closed_once(c);
+}
+
+void yt_connection_close(yt_connection *c, const char *reason)
+{
+    if (!c)
+        return;
+    general_close(c, reason ? reason : "Closed on command.", true);
+    join_io(c);
+}
+
+void yt_connection_close_on_problem(yt_connection *c, const char *reason)
+{
+    if (!c)
+        return;
+    general_close(c, reason ? reason : "Unspecified problem", false);
+    join_io(c);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Properties                                                                                  */
+
+yt_signal *yt_connection_timedout_signal(yt_connection *c)
+{
+    return c ? c->timedout_sig : NULL;
+}
+
+yt_signal *yt_connection_closed_signal(yt_connection *c)
+{
+    return c ? c->closed_sig : NULL;
+}
+
+int yt_connection_set_timeout(yt_connection *c, double seconds)
+{
+    if (!c || !(seconds >= YTI_TIMEOUT_MIN))
+        return yti_error(YT_EINVAL, "timeout must be at least %1.2f.", YTI_TIMEOUT_MIN);
+    atomic_store(&c->timeout, seconds);
+    return YT_OK;
+}
+
+double yt_connection_timeout(yt_connection *c)
+{
+    return c ? atomic_load(&c->timeout) : 0.0;
+}
+
+bool yt_connection_is_alive(yt_connection *c)
+{
+    return c && yti_conn_state(c) >= YTI_WAITING;
+}
+
+bool yt_connection_is_connected(yt_connection *c)
+{
+    return c && yti_conn_state(c) >= YTI_HOSTING;
+}
+
+bool yt_connection_is_waiting(yt_connection *c)
+{
+    return c && yti_conn_state(c) == YTI_WAITING;
+}
+
+const char *yt_connection_name(yt_connection *c)
+{
+    return c ? c->name : "";
+}
+
+int yt_connection_set_name(yt_connection *c, const char *name)
+{
+    if (!c || !name)
+        return yti_error(YT_EINVAL, "name must be a string.");
+    char *n = strdup(name);
+    if (!n)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    yti_mutex_lock(&c->lock);
+    char *old = c->name;
+    c->name = n;
+    yti_mutex_unlock(&c->lock);
+    /* The old name may still be read by a caller of yt_connection_name on another thread;
+     * renaming while another thread reads the name is documented as the caller's race. */
+    free(old);
+    return YT_OK;
+}
+
+bool yti_conn_name_is(yt_connection *c, const char *name)
+{
+    yti_mutex_lock(&c->lock);
+    bool eq = strcmp(c->name, name) == 0;
+    yti_mutex_unlock(&c->lock);
+    return eq;
+}
+
+static int copy_text(yt_connection *c, const char *src, char *buf, size_t size)
+{
+    if (!c || !buf || size == 0)
+        return yti_error(YT_EINVAL, "Invalid buffer");
+    yti_mutex_lock(&c->lock);
+    size_t n = strlen(src);
+    int rc = YT_OK;
+    if (n >= size) {
+        n = size - 1;
+        rc = yti_error(YT_EINVAL, "Buffer too small");
+    }
+    memcpy(buf, src, n);
+    buf[n] = '\0';
+    yti_mutex_unlock(&c->lock);
+    return rc;
+}
+
+int yt_connection_hostname1(yt_connection *c, char *buf, size_t size)
+{
+    return copy_text(c, c ? c->host1 : "", buf, size);
+}
+
+int yt_connection_hostname2(yt_connection *c, char *buf, size_t size)
+{
+    return copy_text(c, c ? c->host2 : "", buf, size);
+}
+
+int yt_connection_port1(yt_connection *c)
+{
+    if (!c)
+        return 0;
+    yti_mutex_lock(&c->lock);
+    int p = c->port1;
+    yti_mutex_unlock(&c->lock);
+    return p;
+}
+
+int yt_connection_port2(yt_connection *c)
+{
+    if (!c)
+        return 0;
+    yti_mutex_lock(&c->lock);
+    int p = yti_conn_state(c) >= YTI_HOSTING || c->reason ? c->port2 : 0;
+    yti_mutex_unlock(&c->lock);
+    return p;
+}
+
+uint64_t yt_connection_id1(yt_connection *c)
+{
+    return c ? c->id1 : 0;
+}
+
+uint64_t yt_connection_id2(yt_connection *c)
+{
+    if (!c)
+        return 0;
+    yti_mutex_lock(&c->lock);
+    uint64_t id = c->id2;
+    yti_mutex_unlock(&c->lock);
+    return id;
+}
+
+long yt_connection_pid1(yt_connection *c)
+{
+    (void)c;
+    return (long)getpid();
+}
+
+long yt_connection_pid2(yt_connection *c)
+{
+    if (!c)
+        return 0;
+    yti_mutex_lock(&c->lock);
+    long p = c->pid2;
+    yti_mutex_unlock(&c->lock);
+    return p;
+}
+
+const char *yt_connection_close_reason(yt_connection *c)
+{
+    if (!c || yti_conn_state(c) != YTI_CLOSED)
+        return NULL;
+    yti_mutex_lock(&c->lock);
+    const char *r = c->reason;
+    yti_mutex_unlock(&c->lock);
+    return r;
+}
+
+uint64_t yt_connection_discarded(yt_connection *c)
+{
+    return c ? yti_queue_discarded(c->outq) : 0;
+}

@@ -1,0 +1,691 @@
+/*
+ * context.c - a node of the network: connections, routing, and the slots of its channels.
+ *
+ * Routing follows the reference exactly (spec 10): every package sent here gets the context's id
+ * and the next sequence number and goes to the out-queue of every alive connection (waiting ones
+ * included), or to the startup queue while there is none; the first connection made afterwards
+ * takes the startup queue. A received package is dropped when its source sequence number is not
+ * above the last one seen from that source (this is what stops duplicates in a cycle), then
+ * forwarded to every other alive connection when it is not addressed to this context alone, and
+ * deposited here when addressed to everybody or to this context. Unlike the reference, packages
+ * whose source is this very context are dropped (quirk Q20: they can only have come round a
+ * cycle).
+ *
+ * Threads: user threads send (channels) and manage connections; receiver threads deliver. One
+ * mutex (the context lock, first in the lock order, see core.h) guards the connection list, the
+ * source map, both counters and the slot tables. Sending and forwarding push while holding it,
+ * so every out-queue sees one source's packages in sequence order; pushes never wait there.
+ * A sender is held back by congested out-queues before it takes the lock.
+ */
+#include "core.h"
+#include "uid.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NEW_CONNECTION "NEW_CONNECTION"
+
+typedef struct slot_entry {
+    uint64_t slot;
+    yt_channel *ch;
+} slot_entry;
+
+typedef struct slot_table {
+    slot_entry *v;
+    size_t n, cap;
+} slot_table;
+
+/* Open-addressing map from source id to the last sequence number seen. Never pruned (as in the
+ * reference): one entry per context ever heard of. Key 0 marks an empty cell; source id 0 is
+ * kept apart. */
+typedef struct source_map {
+    uint64_t *keys;
+    uint64_t *vals;
+    size_t cap, n;
+    uint64_t zero_val;
+} source_map;
+
+struct yt_context {
+    yti_mutex lock;
+    uint64_t id;
+    yti_conn_config cfg;
+    yt_context_options opts;
+    atomic_uint_least64_t app_alive;
+
+    yt_connection **conns; /* each holds a reference */
+    size_t nconns, capconns;
+    yti_queue *startup;
+    uint64_t send_seq;
+    uint64_t recv_seq;
+    source_map sources;
+    slot_table sending;
+    slot_table receiving;
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* Source map                                                                                  */
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= UINT64_C(0xff51afd7ed558ccd);
+    x ^= x >> 33;
+    return x;
+}
+
+static uint64_t *map_find(source_map *m, uint64_t key, bool *found)
+{
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)mix64(key) & mask;
+    while (m->keys[i] != 0 && m->keys[i] != key)
+        i = (i + 1) & mask;
+    *found = m->keys[i] == key;
+    return &m->keys[i];
+}
+
+static bool map_grow(source_map *m)
+{
+    size_t ncap = m->cap ? m->cap * 2 : 64;
+    uint64_t *nk = calloc(ncap, sizeof *nk), *nv = calloc(ncap, sizeof *nv);
+    if (!nk || !nv) {
+        free(nk);
+        free(nv);
+        return false;
+    }
+    source_map old = *m;
+    m->keys = nk;
+    m->vals = nv;
+    m->cap = ncap;
+    for (size_t i = 0; i < old.cap; i++) {
+        if (old.keys[i]) {
+            bool f;
+            uint64_t *slot = map_find(m, old.keys[i], &f);
+            *slot = old.keys[i];
+            m->vals[slot - m->keys] = old.vals[i];
+        }
+    }
+    free(old.keys);
+    free(old.vals);
+    return true;
+}
+
+/* Returns false when p must be dropped (not newer than the last package from its source). */
+static bool map_check_and_update(source_map *m, uint64_t key, uint64_t seq)
+{
+    if (key == 0) {
+        if (seq <= m->zero_val)
+            return false;
+        m->zero_val = seq;
+        return true;
+    }
+    if ((m->n + 1) * 4 >= m->cap * 3 && !map_grow(m))
+        return seq != 0; /* out of memory: deliver rather than lose, dedupe degraded */
+    bool found;
+    uint64_t *k = map_find(m, key, &found);
+    uint64_t *v = &m->vals[k - m->keys];
+    if (found && seq <= *v)
+        return false;
+    if (!found) {
+        if (seq == 0)
+            return false;
+        *k = key;
+        m->n++;
+    }
+    *v = seq;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Creation                                                                                    */
+
+void yt_context_options_init(yt_context_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->queue_size = 10000;
+    o->discard = YT_DISCARD_OLD;
+    o->max_package_size = (size_t)1 << 30;
+    o->heartbeat = YT_HEARTBEAT_IO;
+}
+
+int yt_context_new(const yt_context_options *opts, yt_context **out)
+{
+    yt_context_options o;
+    if (opts)
+        o = *opts;
+    else
+        yt_context_options_init(&o);
+    if (!out)
+        return yti_error(YT_EINVAL, "out is NULL");
+    if (o.queue_size == 0)
+        return yti_error(YT_EINVAL, "queue_size must be at least 1");
+    if (o.discard != YT_DISCARD_OLD && o.discard != YT_DISCARD_NEW)
+        return yti_error(YT_EINVAL, "discard must be YT_DISCARD_OLD or YT_DISCARD_NEW");
+    if (o.heartbeat != YT_HEARTBEAT_IO && o.heartbeat != YT_HEARTBEAT_APP)
+        return yti_error(YT_EINVAL, "Unknown heartbeat policy");
+    if (o.max_package_size == 0)
+        o.max_package_size = (size_t)1 << 30;
+    yt_context *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    ctx->startup = yti_queue_new(o.queue_size, o.discard);
+    if (!ctx->startup || !map_grow(&ctx->sources)) {
+        yti_queue_free(ctx->startup);
+        free(ctx->sources.keys);
+        free(ctx->sources.vals);
+        free(ctx);
+        return yti_error(YT_ENOMEM, "Out of memory");
+    }
+    ctx->opts = o;
+    ctx->id = yti_uid_new();
+    ctx->cfg.queue_size = o.queue_size;
+    ctx->cfg.discard = o.discard;
+    ctx->cfg.max_package_size = o.max_package_size;
+    ctx->cfg.sndbuf = o.sndbuf;
+    ctx->cfg.rcvbuf = o.rcvbuf;
+    ctx->cfg.loop = o.loop ? o.loop : yt_loop_default();
+    ctx->cfg.heartbeat = o.heartbeat;
+    ctx->cfg.app_alive = &ctx->app_alive;
+    atomic_init(&ctx->app_alive, yti_now());
+    yti_mutex_init(&ctx->lock);
+    *out = ctx;
+    return YT_OK;
+}
+
+/* Takes the connection list out of the context (the caller owns the references). */
+static yt_connection **take_conns(yt_context *ctx, size_t *n)
+{
+    yti_mutex_lock(&ctx->lock);
+    yt_connection **v = ctx->conns;
+    *n = ctx->nconns;
+    ctx->conns = NULL;
+    ctx->nconns = ctx->capconns = 0;
+    yti_mutex_unlock(&ctx->lock);
+    return v;
+}
+
+void yt_context_free(yt_context *ctx)
+{
+    if (!ctx)
+        return;
+    yt_context_close_channels(ctx);
+    size_t n;
+    yt_connection **v = take_conns(ctx, &n);
+    for (size_t i = 0; i < n; i++) {
+        yti_conn_shutdown(v[i], "Closed by the context.");
+        yti_conn_detach(v[i]);
+        yt_connection_release(v[i]);
+    }
+    free(v);
+    yti_queue_free(ctx->startup);
+    free(ctx->sources.keys);
+    free(ctx->sources.vals);
+    free(ctx->sending.v);
+    free(ctx->receiving.v);
+    yti_mutex_destroy(&ctx->lock);
+    free(ctx);
+}
+
+void yt_context_close(yt_context *ctx)
+{
+    if (!ctx)
+        return;
+    size_t n;
+    yt_connection **v = take_conns(ctx, &n);
+    for (size_t i = 0; i < n; i++) {
+        yti_conn_shutdown(v[i], "Closed by the context.");
+        yt_connection_release(v[i]);
+    }
+    free(v);
+    yt_context_close_channels(ctx);
+}
+
+uint64_t yt_context_id(const yt_context *ctx)
+{
+    return ctx ? ctx->id : 0;
+}
+
+uint64_t yti_context_own_id(const yt_context *ctx)
+{
+    return ctx->id;
+}
+
+yt_loop *yti_context_loop(yt_context *ctx)
+{
+    return ctx->cfg.loop;
+}
+
+const yti_conn_config *yti_context_config(yt_context *ctx)
+{
+    return &ctx->cfg;
+}
+
+void yti_context_touch(yt_context *ctx)
+{
+    atomic_store_explicit(&ctx->app_alive, yti_now(), memory_order_relaxed);
+}
+
+void yt_context_alive(yt_context *ctx)
+{
+    if (ctx)
+        yti_context_touch(ctx);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connections                                                                                 */
+
+/* Drops closed connections from the list. Called with the lock held; the references to
+ * release are returned so that they are dropped outside the lock. */
+static size_t prune_locked(yt_context *ctx, yt_connection **dead, size_t cap)
+{
+    size_t w = 0, nd = 0;
+    for (size_t i = 0; i < ctx->nconns; i++) {
+        yt_connection *c = ctx->conns[i];
+        if (yti_conn_state(c) == YTI_CLOSED && nd < cap)
+            dead[nd++] = c;
+        else
+            ctx->conns[w++] = c;
+    }
+    ctx->nconns = w;
+    return nd;
+}
+
+static void release_all(yt_connection **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        yt_connection_release(v[i]);
+}
+
+#define PRUNE_BATCH 64
+
+static void prune(yt_context *ctx)
+{
+    yt_connection *dead[PRUNE_BATCH];
+    size_t nd;
+    do {
+        yti_mutex_lock(&ctx->lock);
+        nd = prune_locked(ctx, dead, PRUNE_BATCH);
+        yti_mutex_unlock(&ctx->lock);
+        release_all(dead, nd);
+    } while (nd == PRUNE_BATCH);
+}
+
+/* Lists c and moves the startup queue into it. */
+static int add_connection(yt_context *ctx, yt_connection *c)
+{
+    yti_mutex_lock(&ctx->lock);
+    if (ctx->nconns == ctx->capconns) {
+        size_t ncap = ctx->capconns ? ctx->capconns * 2 : 8;
+        yt_connection **nv = realloc(ctx->conns, ncap * sizeof *nv);
+        if (!nv) {
+            yti_mutex_unlock(&ctx->lock);
+            return yti_error(YT_ENOMEM, "Out of memory");
+        }
+        ctx->conns = nv;
+        ctx->capconns = ncap;
+    }
+    yti_pkg *p;
+    while (yti_queue_pop(ctx->startup, 0, &p) == YT_OK)
+        yti_conn_push_unbounded(c, p);
+    ctx->conns[ctx->nconns++] = yt_connection_ref(c);
+    yti_mutex_unlock(&ctx->lock);
+    return YT_OK;
+}
+
+int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const char *name,
+                    yt_connection **out)
+{
+    if (!ctx || !address)
+        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
+    yti_context_touch(ctx);
+    yti_address a;
+    int rc = yti_address_parse(address, &a);
+    if (rc)
+        return rc;
+    prune(ctx);
+    yt_connection *c = yti_conn_new(ctx, ctx->id, &ctx->cfg, name);
+    if (!c)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    /* Listed before it starts waiting, so no package sent meanwhile misses it. */
+    rc = add_connection(ctx, c);
+    if (rc == YT_OK)
+        rc = yti_conn_bind(c, &a, max_tries);
+    if (rc) {
+        int keep = rc;
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", yt_last_error());
+        /* Unlisted again; whatever the startup queue had moved in goes back, in order. */
+        yti_mutex_lock(&ctx->lock);
+        for (size_t i = 0; i < ctx->nconns; i++) {
+            if (ctx->conns[i] == c) {
+                memmove(&ctx->conns[i], &ctx->conns[i + 1],
+                        (ctx->nconns - i - 1) * sizeof *ctx->conns);
+                ctx->nconns--;
+                yt_connection_release(c);
+                break;
+            }
+        }
+        yti_mutex_unlock(&ctx->lock);
+        yt_connection_release(c);
+        return yti_error(keep, "%s", detail);
+    }
+    if (out)
+        *out = c;
+    else
+        yt_connection_release(c);
+    return YT_OK;
+}
+
+/* Broadcasts a context message (slot 2). */
+static void send_context_message(yt_context *ctx, const char *text)
+{
+    yti_pkg *p = yti_pkg_from(text, strlen(text), YTI_SLOT_CONTEXT, 0, 0);
+    if (p)
+        yti_context_send(ctx, p);
+}
+
+static void notify_new_connection(yt_context *ctx);
+
+int yt_context_connect(yt_context *ctx, const char *address, double timeout, const char *name,
+                       yt_connection **out)
+{
+    if (!ctx || !address)
+        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
+    yti_context_touch(ctx);
+    yti_address a;
+    int rc = yti_address_parse(address, &a);
+    if (rc)
+        return rc;
+    prune(ctx);
+    yt_connection *c = yti_conn_new(ctx, ctx->id, &ctx->cfg, name);
+    if (!c)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    rc = yti_conn_connect(c, &a, timeout);
+    if (rc == YT_OK)
+        rc = add_connection(ctx, c);
+    if (rc) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", yt_last_error());
+        yt_connection_release(c);
+        return yti_error(rc, "%s", detail);
+    }
+    /* As the reference: the connecting side announces itself, so that state channels
+     * everywhere re-send their state for the newcomer. */
+    send_context_message(ctx, NEW_CONNECTION);
+    notify_new_connection(ctx);
+    if (out)
+        *out = c;
+    else
+        yt_connection_release(c);
+    return YT_OK;
+}
+
+int yt_context_flush(yt_context *ctx, double timeout)
+{
+    if (!ctx)
+        return yti_error(YT_EINVAL, "No context");
+    yti_context_touch(ctx);
+    uint64_t deadline = yti_deadline(timeout);
+    yt_connection *v[64];
+    size_t n = 0;
+    int rc = yt_context_connections(ctx, false, v, 64, &n);
+    if (rc)
+        return rc;
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == YT_OK) {
+            int r = yt_connection_flush(v[i], yti_remaining(deadline));
+            if (r == YT_ETIMEDOUT)
+                rc = r;
+        }
+        yt_connection_release(v[i]);
+    }
+    return rc;
+}
+
+size_t yt_context_connection_count(yt_context *ctx)
+{
+    if (!ctx)
+        return 0;
+    size_t n = 0;
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nconns; i++)
+        n += yti_conn_state(ctx->conns[i]) >= YTI_HOSTING;
+    yti_mutex_unlock(&ctx->lock);
+    return n;
+}
+
+bool yti_context_is_connected(yt_context *ctx)
+{
+    return yt_context_connection_count(ctx) > 0;
+}
+
+int yt_context_connections(yt_context *ctx, bool include_waiting, yt_connection **arr,
+                           size_t cap, size_t *n)
+{
+    if (!ctx || !n || (cap && !arr))
+        return yti_error(YT_EINVAL, "Invalid argument");
+    prune(ctx);
+    size_t k = 0;
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nconns; i++) {
+        int st = yti_conn_state(ctx->conns[i]);
+        if (st >= YTI_HOSTING || (include_waiting && st == YTI_WAITING)) {
+            if (k < cap)
+                arr[k] = yt_connection_ref(ctx->conns[i]);
+            k++;
+        }
+    }
+    yti_mutex_unlock(&ctx->lock);
+    *n = k;
+    return YT_OK;
+}
+
+yt_connection *yt_context_connection_by_name(yt_context *ctx, const char *name)
+{
+    if (!ctx || !name || !name[0])
+        return NULL;
+    yt_connection *found = NULL;
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nconns && !found; i++) {
+        yt_connection *c = ctx->conns[i];
+        if (yti_conn_state(c) >= YTI_WAITING && yti_conn_name_is(c, name))
+            found = yt_connection_ref(c);
+    }
+    yti_mutex_unlock(&ctx->lock);
+    return found;
+}
+
+uint64_t yt_context_discarded(yt_context *ctx)
+{
+    if (!ctx)
+        return 0;
+    uint64_t d = yti_queue_discarded(ctx->startup);
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nconns; i++)
+        d += yt_connection_discarded(ctx->conns[i]);
+    yti_mutex_unlock(&ctx->lock);
+    return d;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sending and routing                                                                         */
+
+/* Holds the caller back while connected out-queues are congested (at most 1 s in all). */
+static void throttle(yt_context *ctx)
+{
+    yt_connection *v[16];
+    size_t n = 0;
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nconns && n < 16; i++)
+        if (yti_conn_state(ctx->conns[i]) >= YTI_HOSTING)
+            v[n++] = yt_connection_ref(ctx->conns[i]);
+    yti_mutex_unlock(&ctx->lock);
+    uint64_t deadline = yti_deadline(YTI_OUTQ_MAX_WAIT);
+    for (size_t i = 0; i < n; i++) {
+        yti_conn_throttle(v[i], deadline);
+        yt_connection_release(v[i]);
+    }
+}
+
+int yti_context_send(yt_context *ctx, yti_pkg *p)
+{
+    throttle(ctx);
+    yti_mutex_lock(&ctx->lock);
+    p->source_id = ctx->id;
+    p->source_seq = ++ctx->send_seq;
+    bool sent = false;
+    for (size_t i = 0; i < ctx->nconns; i++) {
+        yt_connection *c = ctx->conns[i];
+        if (yti_conn_state(c) >= YTI_WAITING) {
+            yti_conn_push(c, yti_pkg_ref(p));
+            sent = true;
+        }
+    }
+    if (!sent)
+        yti_queue_push(ctx->startup, yti_pkg_ref(p));
+    yti_mutex_unlock(&ctx->lock);
+    yti_pkg_unref(p);
+    return YT_OK;
+}
+
+static yt_channel *slot_lookup(const slot_table *t, uint64_t slot)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].slot == slot)
+            return t->v[i].ch;
+    return NULL;
+}
+
+void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
+{
+    bool new_connection = false;
+    yti_mutex_lock(&ctx->lock);
+    if (p->source_id == ctx->id || !map_check_and_update(&ctx->sources, p->source_id,
+                                                         p->source_seq)) {
+        yti_mutex_unlock(&ctx->lock);
+        yti_pkg_unref(p);
+        return;
+    }
+    bool forward = p->dest_id != ctx->id;
+    bool here = p->dest_id == 0 || p->dest_id == ctx->id;
+    if (here)
+        p->recv_seq = ++ctx->recv_seq;
+    if (forward) {
+        for (size_t i = 0; i < ctx->nconns; i++) {
+            yt_connection *c = ctx->conns[i];
+            if (c != from && yti_conn_state(c) >= YTI_WAITING)
+                yti_conn_push(c, yti_pkg_ref(p));
+        }
+    }
+    if (here) {
+        if (p->slot == YTI_SLOT_CONTEXT) {
+            /* CLOSE_CONNECTION is never sent by the reference and ignored here (Q5); other
+             * texts are unknown and ignored. */
+            new_connection = p->len == strlen(NEW_CONNECTION) &&
+                             memcmp(p->data, NEW_CONNECTION, p->len) == 0;
+        } else {
+            yt_channel *ch = slot_lookup(&ctx->receiving, p->slot);
+            if (ch)
+                yti_channel_deposit(ch, yti_pkg_ref(p));
+        }
+    }
+    yti_mutex_unlock(&ctx->lock);
+    yti_pkg_unref(p);
+    if (new_connection)
+        notify_new_connection(ctx);
+}
+
+/* Tells every sending channel that the network grew (state channels re-send their state). */
+static void notify_new_connection(yt_context *ctx)
+{
+    yti_mutex_lock(&ctx->lock);
+    size_t n = ctx->sending.n;
+    yt_channel **v = n ? malloc(n * sizeof *v) : NULL;
+    if (v)
+        for (size_t i = 0; i < n; i++)
+            v[i] = yti_channel_ref(ctx->sending.v[i].ch);
+    yti_mutex_unlock(&ctx->lock);
+    /* Called without the lock (a state channel sends from here); the references keep a
+     * channel that its owner frees meanwhile alive until this is done with it. */
+    for (size_t i = 0; v && i < n; i++) {
+        yti_channel_on_new_connection(v[i]);
+        yti_channel_unref(v[i]);
+    }
+    free(v);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Slots                                                                                       */
+
+static int table_add(slot_table *t, uint64_t slot, yt_channel *ch)
+{
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 8;
+        slot_entry *nv = realloc(t->v, ncap * sizeof *nv);
+        if (!nv)
+            return YT_ENOMEM;
+        t->v = nv;
+        t->cap = ncap;
+    }
+    t->v[t->n].slot = slot;
+    t->v[t->n].ch = ch;
+    t->n++;
+    return YT_OK;
+}
+
+static void table_remove(slot_table *t, yt_channel *ch)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (t->v[i].ch != ch)
+            t->v[w++] = t->v[i];
+    t->n = w;
+}
+
+int yti_context_register(yt_context *ctx, yt_channel *ch, uint64_t slot_out, uint64_t slot_in,
+                         const char *name_out, const char *name_in)
+{
+    yti_mutex_lock(&ctx->lock);
+    int rc = YT_OK;
+    if (slot_out && slot_lookup(&ctx->sending, slot_out))
+        rc = yti_error(YT_EBUSY, "Slot not free: %s", name_out);
+    else if (slot_in && slot_lookup(&ctx->receiving, slot_in))
+        rc = yti_error(YT_EBUSY, "Slot not free: %s", name_in);
+    if (rc == YT_OK && slot_out)
+        rc = table_add(&ctx->sending, slot_out, ch);
+    if (rc == YT_OK && slot_in) {
+        rc = table_add(&ctx->receiving, slot_in, ch);
+        if (rc)
+            table_remove(&ctx->sending, ch);
+    }
+    if (rc == YT_ENOMEM)
+        yti_error(rc, "Out of memory");
+    yti_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+void yti_context_unregister(yt_context *ctx, yt_channel *ch)
+{
+    yti_mutex_lock(&ctx->lock);
+    table_remove(&ctx->sending, ch);
+    table_remove(&ctx->receiving, ch);
+    yti_mutex_unlock(&ctx->lock);
+}
+
+void yt_context_close_channels(yt_context *ctx)
+{
+    if (!ctx)
+        return;
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->sending.n; i++)
+        yti_channel_detach(ctx->sending.v[i].ch);
+    for (size_t i = 0; i < ctx->receiving.n; i++)
+        yti_channel_detach(ctx->receiving.v[i].ch);
+    ctx->sending.n = 0;
+    ctx->receiving.n = 0;
+    yti_mutex_unlock(&ctx->lock);
+}

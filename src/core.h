@@ -1,0 +1,127 @@
+/*
+ * core.h - the seams between the context, its connections and its channels.
+ *
+ * Layering: channels call the context (register a slot, send a package); the context calls
+ * connections (push a package, close); a connection's receiver hands packages up through
+ * yti_context_deliver(). Nothing here is public.
+ *
+ * Lock order (never take an earlier lock while holding a later one):
+ *     context lock -> connection lock -> channel lock -> queue locks -> loop lock
+ * The context lock is held while a package is stamped and pushed into every connection's
+ * out-queue, and while a received package is deduplicated, forwarded and deposited, so every
+ * out-queue receives any one source's packages in sequence order. Pushes made under it never
+ * wait (throttling happens before it is taken).
+ */
+#ifndef YT_CORE_H
+#define YT_CORE_H
+
+#include "address.h"
+#include "package.h"
+#include "platform.h"
+#include "queue.h"
+#include "yoton.h"
+
+#include <stdatomic.h>
+
+/* Connection states, as the reference numbers them. */
+enum {
+    YTI_CLOSED = 0,
+    YTI_CLOSING = 1,
+    YTI_WAITING = 2,
+    YTI_HOSTING = 3,
+    YTI_CONNECTED = 4
+};
+
+#define YTI_TIMEOUT_MIN 0.5
+/* The sender writes a heartbeat after this long without anything to send. */
+#define YTI_HEARTBEAT_INTERVAL 0.25
+/* A send is held back while an out-queue holds this many packages (spec 12)... */
+#define YTI_OUTQ_THRESHOLD 64
+/* ...for at most this long. */
+#define YTI_OUTQ_MAX_WAIT 1.0
+/* A greeting must arrive within this time. */
+#define YTI_HANDSHAKE_TIMEOUT 2.0
+
+/* ---- connection.c ---- */
+
+/* Everything a connection takes from its context when it is made. */
+typedef struct yti_conn_config {
+    size_t queue_size;
+    yt_discard_mode discard;
+    size_t max_package_size;
+    int sndbuf, rcvbuf;
+    yt_loop *loop;
+    yt_heartbeat_policy heartbeat;
+    atomic_uint_least64_t *app_alive; /* monotonic ns of the application's last sign of life */
+} yti_conn_config;
+
+/* A new, unstarted connection with one reference (the caller's). */
+yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_config *cfg,
+                            const char *name);
+/* Creates the listening socket (ports tried from a->port upwards) and starts the host thread.
+ * The connection is WAITING afterwards. */
+int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries);
+/* Connects (retrying until timeout), runs the client handshake and starts the IO threads. */
+int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout);
+/* Pushes into the out-queue without waiting (consumes p). */
+void yti_conn_push(yt_connection *c, yti_pkg *p);
+/* Pushes ignoring the bound (startup queue moving in; consumes p). */
+void yti_conn_push_unbounded(yt_connection *c, yti_pkg *p);
+/* Holds the caller back while the out-queue is congested and being drained (at most until
+ * deadline). Called without the context lock. */
+void yti_conn_throttle(yt_connection *c, uint64_t deadline);
+int yti_conn_state(const yt_connection *c);
+/* Called by the context when it is freed: the connection must not touch it afterwards. */
+void yti_conn_detach(yt_connection *c);
+/* Closes c (as yt_connection_close with reason) and, unless called on one of c's own threads,
+ * waits until its IO threads have finished. */
+void yti_conn_shutdown(yt_connection *c, const char *reason);
+bool yti_conn_name_is(yt_connection *c, const char *name);
+
+/* ---- events.c ---- */
+
+/* Makes every event queued by sig hold a reference on its source: ref(source) when posted,
+ * unref(source) when it has run or was dropped. */
+void yti_signal_set_source_hooks(yt_signal *sig, void (*ref)(void *), void (*unref)(void *));
+/* Monotonic ns of the last yt_loop_process()/yt_loop_run() activity on loop (0 if never). */
+uint64_t yti_loop_last_activity(yt_loop *loop);
+
+/* ---- queue.c additions used by connections ---- */
+/* (declared in queue.h: yti_queue_wait_below) */
+
+/* ---- context.c ---- */
+
+/* A received package (consumed) from connection `from`: dedupe, forward, deposit. Called on the
+ * receiver thread. */
+void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p);
+/* Stamps source id and sequence and sends p (consumed) to every alive connection, or to the
+ * startup queue. May wait up to YTI_OUTQ_MAX_WAIT for congested queues. */
+int yti_context_send(yt_context *ctx, yti_pkg *p);
+/* Registers ch for sending on slot_out and receiving on slot_in (0 = none).
+ * YT_EBUSY "Slot not free: <name>". */
+int yti_context_register(yt_context *ctx, yt_channel *ch, uint64_t slot_out, uint64_t slot_in,
+                         const char *name_out, const char *name_in);
+void yti_context_unregister(yt_context *ctx, yt_channel *ch);
+yt_loop *yti_context_loop(yt_context *ctx);
+const yti_conn_config *yti_context_config(yt_context *ctx);
+uint64_t yti_context_own_id(const yt_context *ctx);
+/* The application showed it is alive (YT_HEARTBEAT_APP). */
+void yti_context_touch(yt_context *ctx);
+/* True when at least one connection is connected. */
+bool yti_context_is_connected(yt_context *ctx);
+
+/* ---- channels/base.c ---- */
+
+/* Hands a package (consumed) to a channel registered for receiving. Called with the context
+ * lock held, on a receiver thread: must not block or call back into the context. */
+void yti_channel_deposit(yt_channel *ch, yti_pkg *p);
+/* The context is going away or closing its channels: close ch without calling back into the
+ * context (the caller holds the context lock and removes the registration itself). */
+void yti_channel_detach(yt_channel *ch);
+yt_channel *yti_channel_ref(yt_channel *ch);
+void yti_channel_unref(yt_channel *ch);
+/* The network gained a connection somewhere (NEW_CONNECTION arrived, or this context
+ * connected); called without the context lock. */
+void yti_channel_on_new_connection(yt_channel *ch);
+
+#endif

@@ -1,0 +1,765 @@
+/*
+ * Contexts, connections and pub/sub over real loopback sockets, all in this process.
+ */
+#include "netutil.h"
+#include "package.h"
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+typedef struct net2 {
+    yt_loop *loop;
+    yt_context *a, *b;
+    yt_connection *ca, *cb; /* a's bound end, b's connecting end */
+    int port;
+} net2;
+
+static bool conn_connected(void *c)
+{
+    return yt_connection_is_connected(c);
+}
+
+static bool conn_closed(void *c)
+{
+    return !yt_connection_is_alive(c);
+}
+
+/* a binds, b connects; both ends connected. */
+static void net2_up(net2 *n)
+{
+    memset(n, 0, sizeof *n);
+    CU_ASSERT_EQUAL_FATAL(yt_loop_new(&n->loop), YT_OK);
+    n->a = make_ctx(n->loop);
+    n->b = make_ctx(n->loop);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n->a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n->b);
+    n->ca = bind_any(n->a, &n->port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n->ca);
+    CU_ASSERT(n->port > 0);
+    n->cb = connect_port(n->b, n->port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(n->cb);
+    CU_ASSERT_TRUE(wait_until(NULL, conn_connected, n->ca, 3.0));
+}
+
+static void net2_down(net2 *n)
+{
+    yt_connection_release(n->ca);
+    yt_connection_release(n->cb);
+    yt_context_free(n->a);
+    yt_context_free(n->b);
+    yt_loop_free(n->loop);
+}
+
+static void test_pubsub_text_and_binary(void)
+{
+    net2 n;
+    net2_up(&n);
+    yt_channel *pub, *sub, *bpub, *bsub;
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(n.a, "chat", YT_TEXT, &pub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(n.b, "chat", YT_TEXT, &sub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(n.b, "blob", YT_BINARY, &bpub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(n.a, "blob", YT_BINARY, &bsub), YT_OK);
+    /* The slot of PubChannel("chat", TEXT) in the reference. */
+    CU_ASSERT_EQUAL(yt_channel_slot_out(pub), UINT64_C(17460451874447));
+    CU_ASSERT_EQUAL(yt_channel_slot_in(sub), UINT64_C(17460451874447));
+
+    for (int i = 0; i < 500; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "message %d", i);
+        CU_ASSERT_EQUAL(yt_channel_send_text(pub, t), YT_OK);
+    }
+    unsigned char bin[300];
+    for (int i = 0; i < 300; i++)
+        bin[i] = (unsigned char)i; /* includes NUL bytes */
+    CU_ASSERT_EQUAL(yt_channel_send(bpub, bin, sizeof bin), YT_OK);
+
+    for (int i = 0; i < 500; i++) {
+        yt_msg *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(yt_channel_recv(sub, 5.0, &m), YT_OK);
+        char t[32];
+        snprintf(t, sizeof t, "message %d", i);
+        CU_ASSERT_STRING_EQUAL(yt_msg_text(m), t);
+        CU_ASSERT_EQUAL(yt_msg_source(m), yt_context_id(n.a));
+        yt_msg_free(m);
+    }
+    yt_msg *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(yt_channel_recv(bsub, 5.0, &m), YT_OK);
+    CU_ASSERT_EQUAL(yt_msg_size(m), sizeof bin);
+    CU_ASSERT_EQUAL(memcmp(yt_msg_data(m), bin, sizeof bin), 0);
+    yt_msg_free(m);
+
+    /* Nothing more: non-blocking gives EAGAIN and the empty message. */
+    m = (yt_msg *)1;
+    CU_ASSERT_EQUAL(yt_channel_recv(sub, 0, &m), YT_EAGAIN);
+    CU_ASSERT_PTR_NULL(m);
+    CU_ASSERT_STRING_EQUAL(yt_msg_text(m), "");
+    CU_ASSERT_EQUAL(yt_msg_size(m), 0);
+
+    /* Empty messages are not sent; invalid UTF-8 is refused on text channels. */
+    CU_ASSERT_EQUAL(yt_channel_send_text(pub, ""), YT_OK);
+    CU_ASSERT_EQUAL(yt_channel_send(pub, "\xff", 1), YT_EINVAL);
+    CU_ASSERT_EQUAL(yt_channel_send_text(pub, "after"), YT_OK);
+    CU_ASSERT_EQUAL(yt_channel_recv(sub, 5.0, &m), YT_OK);
+    CU_ASSERT_STRING_EQUAL(yt_msg_text(m), "after");
+    yt_msg_free(m);
+
+    /* A subscriber does not send; a publisher does not receive. */
+    CU_ASSERT_EQUAL(yt_channel_send_text(sub, "x"), YT_EINVAL);
+    CU_ASSERT_EQUAL(yt_channel_recv(pub, 0, &m), YT_EINVAL);
+
+    yt_channel_free(pub);
+    yt_channel_free(sub);
+    yt_channel_free(bpub);
+    yt_channel_free(bsub);
+    net2_down(&n);
+}
+
+static void test_connection_properties(void)
+{
+    net2 n;
+    net2_up(&n);
+    CU_ASSERT_EQUAL(yt_connection_id1(n.ca), yt_context_id(n.a));
+    CU_ASSERT_EQUAL(yt_connection_id2(n.ca), yt_context_id(n.b));
+    CU_ASSERT_EQUAL(yt_connection_id2(n.cb), yt_context_id(n.a));
+    CU_ASSERT_EQUAL(yt_connection_pid2(n.ca), (long)getpid());
+    CU_ASSERT_EQUAL(yt_connection_pid1(n.ca), (long)getpid());
+    CU_ASSERT_EQUAL(yt_connection_port2(n.cb), n.port);
+    CU_ASSERT_EQUAL(yt_connection_port2(n.ca), yt_connection_port1(n.cb));
+    char h[64];
+    CU_ASSERT_EQUAL(yt_connection_hostname2(n.cb, h, sizeof h), YT_OK);
+    CU_ASSERT_STRING_EQUAL(h, "127.0.0.1");
+    CU_ASSERT_STRING_EQUAL(yt_connection_name(n.ca), "host");
+    CU_ASSERT_EQUAL(yt_connection_set_name(n.ca, "renamed"), YT_OK);
+    yt_connection *byname = yt_context_connection_by_name(n.a, "renamed");
+    CU_ASSERT_PTR_EQUAL(byname, n.ca);
+    yt_connection_release(byname);
+    CU_ASSERT_PTR_NULL(yt_context_connection_by_name(n.a, "nobody"));
+    CU_ASSERT_TRUE(yt_connection_is_connected(n.ca));
+    CU_ASSERT_FALSE(yt_connection_is_waiting(n.ca));
+    CU_ASSERT_EQUAL(yt_context_connection_count(n.a), 1);
+    CU_ASSERT_DOUBLE_EQUAL(yt_connection_timeout(n.ca), 0.5, 1e-9);
+    CU_ASSERT_EQUAL(yt_connection_set_timeout(n.ca, 0.4), YT_EINVAL);
+    CU_ASSERT_EQUAL(yt_connection_set_timeout(n.ca, 2.0), YT_OK);
+    CU_ASSERT_PTR_NULL(yt_connection_close_reason(n.ca));
+
+    /* Listing: a waiting connection shows only with include_waiting. */
+    yt_connection *w = NULL;
+    CU_ASSERT_EQUAL(yt_context_bind(n.a, "127.0.0.1:0", 1, NULL, &w), YT_OK);
+    CU_ASSERT_TRUE(yt_connection_is_waiting(w));
+    CU_ASSERT_EQUAL(yt_connection_flush(w, 0.1), YT_ESTATE);
+    yt_connection *arr[4];
+    size_t cnt = 0;
+    CU_ASSERT_EQUAL(yt_context_connections(n.a, false, arr, 4, &cnt), YT_OK);
+    CU_ASSERT_EQUAL(cnt, 1);
+    for (size_t i = 0; i < cnt; i++)
+        yt_connection_release(arr[i]);
+    CU_ASSERT_EQUAL(yt_context_connections(n.a, true, arr, 4, &cnt), YT_OK);
+    CU_ASSERT_EQUAL(cnt, 2);
+    for (size_t i = 0; i < cnt; i++)
+        yt_connection_release(arr[i]);
+    yt_connection_close(w, NULL);
+    CU_ASSERT_STRING_EQUAL(yt_connection_close_reason(w), "Closed on command.");
+    yt_connection_release(w);
+    net2_down(&n);
+}
+
+static void test_startup_queue(void)
+{
+    yt_loop *loop;
+    yt_loop_new(&loop);
+    yt_context *a = make_ctx(loop), *b = make_ctx(loop);
+    yt_channel *pub, *sub;
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(a, "early", YT_TEXT, &pub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(b, "early", YT_TEXT, &sub), YT_OK);
+    /* Sent while a has no connection at all: kept for the first one. */
+    CU_ASSERT_EQUAL(yt_channel_send_text(pub, "one"), YT_OK);
+    CU_ASSERT_EQUAL(yt_channel_send_text(pub, "two"), YT_OK);
+    int port;
+    yt_connection *ca = bind_any(a, &port);
+    /* Sent while bound but nobody is connected: waits in that connection. */
+    CU_ASSERT_EQUAL(yt_channel_send_text(pub, "three"), YT_OK);
+    yt_connection *cb = connect_port(b, port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+    const char *want[] = {"one", "two", "three"};
+    for (int i = 0; i < 3; i++) {
+        yt_msg *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(yt_channel_recv(sub, 5.0, &m), YT_OK);
+        CU_ASSERT_STRING_EQUAL(yt_msg_text(m), want[i]);
+        yt_msg_free(m);
+    }
+    yt_channel_free(pub);
+    yt_channel_free(sub);
+    yt_connection_release(ca);
+    yt_connection_release(cb);
+    yt_context_free(a);
+    yt_context_free(b);
+    yt_loop_free(loop);
+}
+
+/* Sends count numbered messages from pub and checks that each sub gets each exactly once. */
+static void expect_once(yt_channel *pub, yt_channel **subs, int nsubs, int count)
+{
+    for (int i = 0; i < count; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "n%d", i);
+        CU_ASSERT_EQUAL(yt_channel_send_text(pub, t), YT_OK);
+    }
+    for (int s = 0; s < nsubs; s++) {
+        for (int i = 0; i < count; i++) {
+            yt_msg *m = NULL;
+            CU_ASSERT_EQUAL_FATAL(yt_channel_recv(subs[s], 5.0, &m), YT_OK);
+            char t[32];
+            snprintf(t, sizeof t, "n%d", i);
+            CU_ASSERT_STRING_EQUAL(yt_msg_text(m), t);
+            yt_msg_free(m);
+        }
+    }
+    /* Give duplicates time to show up, then check none did. */
+    usleep(300000);
+    for (int s = 0; s < nsubs; s++)
+        CU_ASSERT_EQUAL(yt_channel_pending(subs[s]), 0);
+}
+
+static void test_chain_through_broker(void)
+{
+    yt_loop *loop;
+    yt_loop_new(&loop);
+    yt_context *a = make_ctx(loop), *b = make_ctx(loop), *c = make_ctx(loop);
+    int p1, p2;
+    /* b is a broker with no channels, hosting both ends. */
+    yt_connection *b1 = bind_any(b, &p1), *b2 = bind_any(b, &p2);
+    yt_connection *ac = connect_port(a, p1), *cc = connect_port(c, p2);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ac);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cc);
+    yt_channel *pub, *sub;
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(a, "relay", YT_TEXT, &pub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(c, "relay", YT_TEXT, &sub), YT_OK);
+    expect_once(pub, &sub, 1, 200);
+    yt_channel_free(pub);
+    yt_channel_free(sub);
+    yt_connection_release(b1);
+    yt_connection_release(b2);
+    yt_connection_release(ac);
+    yt_connection_release(cc);
+    yt_context_free(a);
+    yt_context_free(b);
+    yt_context_free(c);
+    yt_loop_free(loop);
+}
+
+static void test_triangle_dedupe(void)
+{
+    yt_loop *loop;
+    yt_loop_new(&loop);
+    yt_context *a = make_ctx(loop), *b = make_ctx(loop), *c = make_ctx(loop);
+    int pa, pb, pc;
+    yt_connection *h[3], *k[3];
+    h[0] = bind_any(a, &pa);
+    h[1] = bind_any(b, &pb);
+    h[2] = bind_any(c, &pc);
+    k[0] = connect_port(b, pa); /* a - b */
+    k[1] = connect_port(c, pb); /* b - c */
+    k[2] = connect_port(a, pc); /* c - a */
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_PTR_NOT_NULL_FATAL(k[i]);
+    yt_channel *pub, *subs[2];
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(a, "tri", YT_TEXT, &pub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(b, "tri", YT_TEXT, &subs[0]), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(c, "tri", YT_TEXT, &subs[1]), YT_OK);
+    expect_once(pub, subs, 2, 200);
+    yt_channel_free(pub);
+    yt_channel_free(subs[0]);
+    yt_channel_free(subs[1]);
+    for (int i = 0; i < 3; i++) {
+        yt_connection_release(h[i]);
+        yt_connection_release(k[i]);
+    }
+    yt_context_free(a);
+    yt_context_free(b);
+    yt_context_free(c);
+    yt_loop_free(loop);
+}
+
+static void test_connect_refused(void)
+{
+    /* A port nobody listens on: bind one, note it, close it. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    int port = ntohs(sa.sin_port);
+    close(fd);
+
+    yt_context *ctx = make_ctx(NULL);
+    char addr[64], want[128];
+    snprintf(addr, sizeof addr, "localhost:%d", port);
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(yt_context_connect(ctx, addr, 0.3, NULL, NULL), YT_ECONNECT);
+    double el = now_s() - t0;
+    CU_ASSERT(el >= 0.3);
+    CU_ASSERT(el < 2.0);
+    snprintf(want, sizeof want, "Cannot connect to 127.0.0.1 on %d: Connection refused", port);
+    CU_ASSERT_STRING_EQUAL(yt_last_error(), want);
+    CU_ASSERT_EQUAL(yt_context_connect(ctx, "no-colon", 0.1, NULL, NULL), YT_EADDR);
+    CU_ASSERT_EQUAL(yt_context_bind(ctx, "localhost:99999", 1, NULL, NULL), YT_EADDR);
+    CU_ASSERT_EQUAL(yt_context_connection_count(ctx), 0);
+    yt_context_free(ctx);
+}
+
+static void test_connect_self_refused(void)
+{
+    yt_context *ctx = make_ctx(NULL);
+    int port;
+    yt_connection *c = bind_any(ctx, &port);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    CU_ASSERT_EQUAL(yt_context_connect(ctx, addr, 1.0, NULL, NULL), YT_EHANDSHAKE);
+    CU_ASSERT_STRING_EQUAL(yt_last_error(),
+                           "Could not connect: Handshake failed (context cannot connect to self).");
+    /* The host is still waiting for a real peer. */
+    CU_ASSERT_TRUE(yt_connection_is_waiting(c));
+    yt_context *other = make_ctx(NULL);
+    yt_connection *o = connect_port(other, port);
+    CU_ASSERT_PTR_NOT_NULL(o);
+    yt_connection_release(o);
+    yt_connection_release(c);
+    yt_context_free(other);
+    yt_context_free(ctx);
+}
+
+static void test_http_client_then_peer(void)
+{
+    yt_context *ctx = make_ctx(NULL);
+    int port;
+    yt_connection *c = bind_any(ctx, &port);
+    int fd = raw_connect(port);
+    CU_ASSERT_FATAL(fd >= 0);
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    send(fd, req, strlen(req), MSG_NOSIGNAL);
+    char line[128];
+    raw_read_line(fd, line, sizeof line, 3.0);
+    CU_ASSERT_STRING_EQUAL(line, "ERROR: this is Yoton.\r\n");
+    /* Then the host drops it (EOF). */
+    char b;
+    CU_ASSERT_EQUAL(raw_read_n(fd, &b, 1, 3.0), 0);
+    close(fd);
+    /* A non-parsing greeting gets the other error line. */
+    fd = raw_connect(port);
+    send(fd, "YOTON!xyz.1\r\n", 13, MSG_NOSIGNAL);
+    raw_read_line(fd, line, sizeof line, 3.0);
+    CU_ASSERT_STRING_EQUAL(line, "ERROR: could not parse id.\r\n");
+    close(fd);
+    CU_ASSERT_TRUE(yt_connection_is_waiting(c));
+    yt_context *other = make_ctx(NULL);
+    yt_connection *o = connect_port(other, port);
+    CU_ASSERT_PTR_NOT_NULL(o);
+    CU_ASSERT_TRUE(wait_until(NULL, conn_connected, c, 3.0));
+    yt_connection_release(o);
+    yt_connection_release(c);
+    yt_context_free(other);
+    yt_context_free(ctx);
+}
+
+/* A bound context, a raw client that did the handshake, and a recorder on closed/timedout. */
+typedef struct rawnet {
+    yt_loop *loop;
+    yt_context *ctx;
+    yt_connection *c;
+    int fd;
+    recorder closed, timedout;
+} rawnet;
+
+static void rawnet_up(rawnet *r)
+{
+    memset(r, 0, sizeof *r);
+    yt_loop_new(&r->loop);
+    r->ctx = make_ctx(r->loop);
+    int port;
+    r->c = bind_any(r->ctx, &port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r->c);
+    yt_signal_bind(yt_connection_closed_signal(r->c), rec_handler, &r->closed);
+    yt_signal_bind(yt_connection_timedout_signal(r->c), rec_handler, &r->timedout);
+    r->fd = raw_connect(port);
+    CU_ASSERT_FATAL(r->fd >= 0);
+    CU_ASSERT_TRUE_FATAL(raw_handshake(r->fd, UINT64_C(0xabcdef0123456789)));
+    CU_ASSERT_TRUE(wait_until(NULL, conn_connected, r->c, 3.0));
+}
+
+static void rawnet_down(rawnet *r)
+{
+    close(r->fd);
+    yt_connection_release(r->c);
+    yt_context_free(r->ctx);
+    yt_loop_free(r->loop);
+}
+
+static bool closed_recorded(void *arg)
+{
+    return ((recorder *)arg)->count > 0;
+}
+
+static void test_garbage_after_handshake(void)
+{
+    rawnet r;
+    rawnet_up(&r);
+    char junk[YTI_HEADER_SIZE];
+    memset(junk, 'x', sizeof junk);
+    send(r.fd, junk, sizeof junk, MSG_NOSIGNAL);
+    CU_ASSERT_TRUE(wait_until(r.loop, closed_recorded, &r.closed, 3.0));
+    CU_ASSERT_EQUAL(r.closed.count, 1);
+    CU_ASSERT_STRING_EQUAL(r.closed.text[0], "Lost track of the stream.");
+    CU_ASSERT_PTR_EQUAL(r.closed.source[0], r.c);
+    CU_ASSERT_STRING_EQUAL(yt_connection_close_reason(r.c), "Lost track of the stream.");
+    rawnet_down(&r);
+}
+
+static void test_huge_length_refused(void)
+{
+    rawnet r;
+    rawnet_up(&r);
+    yti_header h = {.control = YTI_CONTROL, .slot = 12345, .source_id = 77, .source_seq = 1,
+                    .len = UINT64_C(1) << 60};
+    unsigned char b[YTI_HEADER_SIZE];
+    yti_header_encode(&h, b);
+    send(r.fd, b, sizeof b, MSG_NOSIGNAL);
+    CU_ASSERT_TRUE(wait_until(r.loop, closed_recorded, &r.closed, 3.0));
+    CU_ASSERT_STRING_EQUAL(r.closed.text[0], "Package too large: 1152921504606846976 bytes "
+                                             "declared, the maximum is 1073741824.");
+    rawnet_down(&r);
+}
+
+static void test_raw_heartbeat_and_close_bytes(void)
+{
+    rawnet r;
+    rawnet_up(&r);
+    /* An idle link carries a heartbeat every 0.25 s. */
+    unsigned char b[YTI_HEADER_SIZE];
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(raw_read_n(r.fd, b, sizeof b, 2.0), sizeof b);
+    CU_ASSERT_EQUAL(memcmp(b, yti_heartbeat_bytes, sizeof b), 0);
+    CU_ASSERT_EQUAL(raw_read_n(r.fd, b, sizeof b, 2.0), sizeof b);
+    double el = now_s() - t0;
+    CU_ASSERT_EQUAL(memcmp(b, yti_heartbeat_bytes, sizeof b), 0);
+    CU_ASSERT(el >= 0.2);
+    CU_ASSERT(el < 1.5);
+    /* Closing sends the close package, then the peer sees EOF. */
+    yt_connection_close(r.c, NULL);
+    bool saw_close = false;
+    while (raw_read_n(r.fd, b, sizeof b, 2.0) == sizeof b)
+        if (memcmp(b, yti_close_bytes, sizeof b) == 0)
+            saw_close = true;
+    CU_ASSERT_TRUE(saw_close);
+    rawnet_down(&r);
+}
+
+static void test_timedout_edges(void)
+{
+    rawnet r;
+    rawnet_up(&r);
+    /* The raw peer sends nothing: timedout(true) once after 0.5 s. */
+    double t0 = now_s();
+    CU_ASSERT_TRUE(wait_until(r.loop, closed_recorded, &r.timedout, 3.0));
+    double el = now_s() - t0;
+    CU_ASSERT(el >= 0.45);
+    CU_ASSERT(el < 2.0);
+    CU_ASSERT_EQUAL(r.timedout.flag[0], 1);
+    spin(r.loop, 0.7);
+    CU_ASSERT_EQUAL(r.timedout.count, 1);
+    /* Any byte brings it back: timedout(false). */
+    send(r.fd, yti_heartbeat_bytes, YTI_HEADER_SIZE, MSG_NOSIGNAL);
+    spin(r.loop, 0.2);
+    CU_ASSERT_EQUAL(r.timedout.count, 2);
+    CU_ASSERT_EQUAL(r.timedout.flag[1], 0);
+    /* A close package from the peer. */
+    send(r.fd, yti_close_bytes, YTI_HEADER_SIZE, MSG_NOSIGNAL);
+    CU_ASSERT_TRUE(wait_until(r.loop, closed_recorded, &r.closed, 3.0));
+    CU_ASSERT_STRING_EQUAL(r.closed.text[0], "Closed from other end.");
+    rawnet_down(&r);
+}
+
+static void test_close_reasons_both_ends(void)
+{
+    net2 n;
+    net2_up(&n);
+    recorder ra = {0}, rb = {0};
+    yt_signal_bind(yt_connection_closed_signal(n.ca), rec_handler, &ra);
+    yt_signal_bind(yt_connection_closed_signal(n.cb), rec_handler, &rb);
+    yt_connection_close(n.cb, "bye");
+    CU_ASSERT_TRUE(wait_until(n.loop, closed_recorded, &ra, 3.0));
+    CU_ASSERT_TRUE(wait_until(n.loop, closed_recorded, &rb, 3.0));
+    CU_ASSERT_STRING_EQUAL(rb.text[0], "bye");
+    CU_ASSERT_STRING_EQUAL(ra.text[0], "Closed from other end.");
+    spin(n.loop, 0.1);
+    CU_ASSERT_EQUAL(ra.count, 1);
+    CU_ASSERT_EQUAL(rb.count, 1);
+    /* Closing again does nothing. */
+    yt_connection_close(n.cb, "again");
+    spin(n.loop, 0.05);
+    CU_ASSERT_EQUAL(rb.count, 1);
+    CU_ASSERT_EQUAL(yt_context_connection_count(n.a), 0);
+    net2_down(&n);
+}
+
+/* A closed handler that closes its own connection and its context's others. */
+typedef struct closer {
+    yt_context *ctx;
+    int calls;
+} closer;
+
+static void close_in_handler(const yt_event *ev, void *user)
+{
+    closer *cl = user;
+    cl->calls++;
+    yt_connection_close(ev->source, "from handler");
+    yt_context_close(cl->ctx);
+}
+
+static bool closer_called(void *arg)
+{
+    return ((closer *)arg)->calls > 0;
+}
+
+static void test_close_from_closed_handler(void)
+{
+    net2 n;
+    net2_up(&n);
+    closer cl = {.ctx = n.a};
+    yt_signal_bind(yt_connection_closed_signal(n.ca), close_in_handler, &cl);
+    yt_connection_close(n.cb, NULL);
+    CU_ASSERT_TRUE(wait_until(n.loop, closer_called, &cl, 3.0));
+    CU_ASSERT_EQUAL(cl.calls, 1);
+    /* The context is reusable after close. */
+    int port;
+    yt_connection *again = bind_any(n.a, &port);
+    CU_ASSERT_PTR_NOT_NULL(again);
+    yt_connection_release(again);
+    net2_down(&n);
+}
+
+static void test_flush_and_count(void)
+{
+    net2 n;
+    net2_up(&n);
+    yt_channel *pub, *sub;
+    yt_pub_new(n.b, "bulk", YT_BINARY, &pub);
+    yt_sub_new(n.a, "bulk", YT_BINARY, &sub);
+    char payload[1000];
+    memset(payload, 'p', sizeof payload);
+    for (int i = 0; i < 2000; i++)
+        yt_channel_send(pub, payload, sizeof payload);
+    CU_ASSERT_EQUAL(yt_context_flush(n.b, 10.0), YT_OK);
+    CU_ASSERT_EQUAL(yt_connection_flush(n.cb, 10.0), YT_OK);
+    int got = 0;
+    yt_msg *m;
+    while (got < 2000 && yt_channel_recv(sub, 5.0, &m) == YT_OK) {
+        CU_ASSERT_EQUAL(yt_msg_size(m), sizeof payload);
+        yt_msg_free(m);
+        got++;
+    }
+    CU_ASSERT_EQUAL(got, 2000);
+    CU_ASSERT_EQUAL(yt_channel_discarded(sub), 0);
+    CU_ASSERT_EQUAL(yt_context_discarded(n.b), 0);
+    yt_channel_free(pub);
+    yt_channel_free(sub);
+    net2_down(&n);
+}
+
+static void *close_later(void *arg)
+{
+    usleep(100000);
+    yt_channel_close(arg);
+    return NULL;
+}
+
+static void test_recv_timeouts_and_close_wakes(void)
+{
+    yt_context *ctx = make_ctx(NULL);
+    yt_channel *sub, *dup;
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(ctx, "Chat", YT_TEXT, &sub), YT_OK);
+    /* Same slot after strip + lower-case: refused. */
+    CU_ASSERT_EQUAL(yt_sub_new(ctx, "  chat", YT_TEXT, &dup), YT_EBUSY);
+    /* The reference registers the sending slot first, so that is the one it names. */
+    CU_ASSERT_STRING_EQUAL(yt_last_error(), "Slot not free: chat.txt.sub-pub");
+    yt_msg *m;
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(yt_channel_recv(sub, 0.15, &m), YT_ETIMEDOUT);
+    double el = now_s() - t0;
+    CU_ASSERT(el >= 0.15);
+    CU_ASSERT(el < 1.5);
+    pthread_t t;
+    pthread_create(&t, NULL, close_later, sub);
+    t0 = now_s();
+    CU_ASSERT_EQUAL(yt_channel_recv(sub, -1, &m), YT_ECLOSED);
+    CU_ASSERT(now_s() - t0 < 2.0);
+    pthread_join(t, NULL);
+    CU_ASSERT_TRUE(yt_channel_closed(sub));
+    CU_ASSERT_EQUAL(yt_channel_send_text(sub, "x"), YT_ECLOSED);
+    /* Its slot is free again. */
+    CU_ASSERT_EQUAL(yt_sub_new(ctx, "chat", YT_TEXT, &dup), YT_OK);
+    yt_channel_free(dup);
+    yt_channel_free(sub);
+    /* Channels still open when the context goes are closed by it, and can be freed after. */
+    yt_channel *late;
+    CU_ASSERT_EQUAL(yt_pub_new(ctx, "late", YT_TEXT, &late), YT_OK);
+    yt_context_free(ctx);
+    CU_ASSERT_TRUE(yt_channel_closed(late));
+    CU_ASSERT_EQUAL(yt_channel_send_text(late, "x"), YT_ECLOSED);
+    yt_channel_free(late);
+}
+
+static bool fds_back(void *arg)
+{
+    return count_fds() <= *(int *)arg;
+}
+
+static bool threads_back(void *arg)
+{
+    return count_threads() <= *(int *)arg;
+}
+
+static void test_churn_releases_everything(void)
+{
+    yt_loop *loop;
+    yt_loop_new(&loop);
+    yt_context *a = make_ctx(loop), *b = make_ctx(loop);
+    int fds0 = count_fds(), thr0 = count_threads();
+    for (int i = 0; i < 200; i++) {
+        int port;
+        yt_connection *ca = bind_any(a, &port);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(ca);
+        yt_connection *cb = connect_port(b, port);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(cb);
+        if (i % 2)
+            yt_connection_close(cb, NULL);
+        else
+            yt_connection_close(ca, NULL);
+        CU_ASSERT_TRUE(wait_until(NULL, conn_closed, ca, 3.0));
+        CU_ASSERT_TRUE(wait_until(NULL, conn_closed, cb, 3.0));
+        yt_connection_release(ca);
+        yt_connection_release(cb);
+        /* Run the closed events (they hold references). */
+        yt_loop_process(loop, 0);
+    }
+    spin(loop, 0.1);
+    size_t n;
+    yt_context_connections(a, true, NULL, 0, &n); /* prunes closed connections */
+    yt_context_connections(b, true, NULL, 0, &n);
+    CU_ASSERT_EQUAL(n, 0);
+    CU_ASSERT_TRUE(wait_until(loop, fds_back, &fds0, 3.0));
+    CU_ASSERT_TRUE(wait_until(loop, threads_back, &thr0, 3.0));
+    CU_ASSERT_EQUAL(count_fds(), fds0);
+    CU_ASSERT_EQUAL(count_threads(), thr0);
+    yt_context_free(a);
+    yt_context_free(b);
+    yt_loop_free(loop);
+}
+
+/* Waits (processing loop, which must not be the watched context's) until r has count events. */
+static bool wait_count(yt_loop *loop, recorder *r, int count, double timeout,
+                       yt_context *touch, yt_loop *process)
+{
+    double t0 = now_s();
+    while (r->count < count && now_s() - t0 < timeout) {
+        if (touch)
+            yt_context_alive(touch);
+        if (process)
+            yt_loop_process(process, 0);
+        yt_loop_process(loop, 0.02);
+    }
+    return r->count >= count;
+}
+
+static void test_app_heartbeat_policy(void)
+{
+    yt_loop *iloop, *kloop;
+    yt_loop_new(&iloop);
+    yt_loop_new(&kloop);
+    yt_context_options o;
+    yt_context_options_init(&o);
+    o.loop = kloop;
+    o.heartbeat = YT_HEARTBEAT_APP;
+    yt_context *kernel;
+    CU_ASSERT_EQUAL_FATAL(yt_context_new(&o, &kernel), YT_OK);
+    yt_context *ide = make_ctx(iloop);
+    int port;
+    yt_connection *kc = bind_any(kernel, &port);
+    yt_connection *ic = connect_port(ide, port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(ic);
+    recorder r = {0};
+    yt_signal_bind(yt_connection_timedout_signal(ic), rec_handler, &r);
+
+    /* The kernel's application shows no sign of life (its loop is not processed, nothing
+     * touches it): its heartbeats stop and the IDE sees it as busy. */
+    double t0 = now_s();
+    CU_ASSERT_TRUE(wait_count(iloop, &r, 1, 4.0, NULL, NULL));
+    CU_ASSERT_EQUAL(r.flag[0], 1);
+    CU_ASSERT(now_s() - t0 >= 0.5);
+    /* It calls yt_context_alive: heartbeats flow again. */
+    CU_ASSERT_TRUE(wait_count(iloop, &r, 2, 4.0, kernel, NULL));
+    CU_ASSERT_EQUAL(r.flag[1], 0);
+    /* Silent again, then alive by processing its own event loop. */
+    CU_ASSERT_TRUE(wait_count(iloop, &r, 3, 4.0, NULL, NULL));
+    CU_ASSERT_EQUAL(r.flag[2], 1);
+    CU_ASSERT_TRUE(wait_count(iloop, &r, 4, 4.0, NULL, kloop));
+    CU_ASSERT_EQUAL(r.flag[3], 0);
+    /* Data keeps flowing while the kernel application is silent. */
+    yt_channel *pub, *sub;
+    yt_pub_new(kernel, "out", YT_TEXT, &pub);
+    yt_sub_new(ide, "out", YT_TEXT, &sub);
+    CU_ASSERT_TRUE(wait_count(iloop, &r, 5, 4.0, NULL, NULL));
+    yt_channel_send_text(pub, "still here");
+    yt_msg *m = NULL;
+    CU_ASSERT_EQUAL(yt_channel_recv(sub, 3.0, &m), YT_OK);
+    CU_ASSERT_STRING_EQUAL(yt_msg_text(m), "still here");
+    yt_msg_free(m);
+    yt_channel_free(pub);
+    yt_channel_free(sub);
+    yt_connection_release(kc);
+    yt_connection_release(ic);
+    yt_context_free(kernel);
+    yt_context_free(ide);
+    yt_loop_free(iloop);
+    yt_loop_free(kloop);
+}
+
+void yt_suite_network(void)
+{
+    static const yt_test_def t[] = {
+        {"pubsub_text_and_binary", test_pubsub_text_and_binary},
+        {"connection_properties", test_connection_properties},
+        {"startup_queue", test_startup_queue},
+        {"chain_through_broker", test_chain_through_broker},
+        {"triangle_dedupe", test_triangle_dedupe},
+        {"connect_refused", test_connect_refused},
+        {"connect_self_refused", test_connect_self_refused},
+        {"http_client_then_peer", test_http_client_then_peer},
+        {"garbage_after_handshake", test_garbage_after_handshake},
+        {"huge_length_refused", test_huge_length_refused},
+        {"raw_heartbeat_and_close_bytes", test_raw_heartbeat_and_close_bytes},
+        {"timedout_edges", test_timedout_edges},
+        {"close_reasons_both_ends", test_close_reasons_both_ends},
+        {"close_from_closed_handler", test_close_from_closed_handler},
+        {"flush_and_count", test_flush_and_count},
+        {"recv_timeouts_and_close_wakes", test_recv_timeouts_and_close_wakes},
+        {"churn_releases_everything", test_churn_releases_everything},
+        {"app_heartbeat_policy", test_app_heartbeat_policy},
+        {NULL, NULL}};
+    yt_add_suite("network", t);
+}
