@@ -153,7 +153,8 @@ YT_API yt_value *yt_value_int(int64_t i);
 YT_API yt_value *yt_value_float(double d);
 /** A string from NUL-terminated UTF-8; NULL (YT_EINVAL) if s is NULL or not valid UTF-8. */
 YT_API yt_value *yt_value_string(const char *s);
-/** A string from len bytes of UTF-8 (may contain NUL bytes); NULL if invalid. */
+/** A string from len bytes of UTF-8 (may contain NUL bytes); NULL if invalid. (NULL, 0) gives
+ *  the empty string. */
 YT_API yt_value *yt_value_stringn(const char *s, size_t len);
 YT_API yt_value *yt_value_list(void);
 YT_API yt_value *yt_value_tuple(void);
@@ -163,6 +164,7 @@ YT_API yt_value *yt_value_dict(void);
 YT_API void yt_value_free(yt_value *v);
 /** A deep copy owned by the caller, or NULL when out of memory. */
 YT_API yt_value *yt_value_copy(const yt_value *v);
+/** The type of v; YT_NONE for NULL. */
 YT_API yt_value_type yt_value_type_of(const yt_value *v);
 
 /** Read a scalar. YT_EINVAL when v has another type (no conversion, except that
@@ -183,7 +185,8 @@ YT_API int yt_value_append(yt_value *seq, yt_value *item);
 
 /** Sets d[key] = val, both consumed. An existing equal key keeps its position and gets the new
  *  value (keys compare as in Python: 1, 1.0 and true are the same key). YT_EINVAL when d is not
- *  a dict, key or val is NULL, or key is a list or dict (or contains one); YT_ENOMEM. */
+ *  a dict, key or val is NULL, key is a list or dict (or contains one), or key nests deeper than
+ *  YT_VALUE_MAX_DEPTH; YT_ENOMEM. */
 YT_API int yt_value_dict_set(yt_value *d, yt_value *key, yt_value *val);
 /** yt_value_dict_set with a string key copied from NUL-terminated UTF-8. */
 YT_API int yt_value_dict_set_str(yt_value *d, const char *key, yt_value *val);
@@ -195,7 +198,8 @@ YT_API int yt_value_dict_entry(const yt_value *d, size_t i, const yt_value **key
                                const yt_value **val);
 
 /** Deep equality. Types must match exactly (a list never equals a tuple, 1 never equals 1.0);
- *  floats compare by value (so NaN is unequal to itself); dicts compare pair by pair in order. */
+ *  floats compare by value (so NaN is unequal to itself); dicts compare pair by pair in order.
+ *  Also false if memory runs out while comparing values nested thousands deep. */
 YT_API bool yt_value_equal(const yt_value *a, const yt_value *b);
 
 /**
@@ -267,7 +271,8 @@ YT_API int yt_loop_process(yt_loop *loop, double timeout);
 YT_API int yt_loop_run(yt_loop *loop);
 
 /** Makes yt_loop_run() return after the event it is running. Any thread. A stop requested
- *  while no yt_loop_run() is active makes the next one return at once. */
+ *  while no yt_loop_run() is active makes the next one return at once; yt_loop_process() is
+ *  not affected by stop requests. */
 YT_API void yt_loop_stop(yt_loop *loop);
 
 /**
@@ -307,7 +312,8 @@ YT_API int yt_signal_unbind(yt_signal *sig, yt_handler_fn fn, void *user);
 YT_API size_t yt_signal_handler_count(yt_signal *sig);
 /**
  * Posts one event per bound handler to the signal's loop, with flag and a copy of text (may be
- * NULL). Safe from any thread, including library IO threads. YT_ENOMEM.
+ * NULL). Safe from any thread, including library IO threads. YT_ENOMEM. On a signal whose loop
+ * was freed it does nothing and returns YT_OK.
  */
 YT_API int yt_signal_emit(yt_signal *sig, int flag, const char *text);
 /** Calls every handler now, on the calling thread, in binding order. */
@@ -320,7 +326,7 @@ YT_API int yt_signal_emit_now(yt_signal *sig, int flag, const char *text);
  */
 YT_API int yt_timer_new(yt_loop *loop, double interval, bool oneshot, yt_callback_fn fn,
                         void *user, yt_timer **out);
-/** Starts (or restarts) the timer from now. Any thread. */
+/** Starts (or restarts) the timer from now. YT_ECLOSED when its loop was freed. Any thread. */
 YT_API int yt_timer_start(yt_timer *t);
 /** Stops the timer; a stopped timer never calls fn again. Any thread. */
 YT_API void yt_timer_stop(yt_timer *t);
@@ -529,8 +535,11 @@ YT_API void yt_msg_free(yt_msg *m);
 /* ---------------------------------------------------------------------------------------------
  * Channels
  *
- * A channel lives on a context and is addressed by its slot: a hash of "base.type.pattern"
- * (stripped, lower-cased). Only channels of the same base, message type and pattern meet.
+ * A channel lives on a context and is addressed by its slot: a hash of "base.type.pattern",
+ * stripped of surrounding whitespace and lower-cased. Only channels of the same base, message
+ * type and pattern meet. Lower-casing covers ASCII and Latin-1 letters; the Python reference
+ * lower-cases all of Unicode, so a base with other upper-case letters (Greek, Cyrillic, U+0130)
+ * gets a different slot there: keep such names lower-case to meet Python peers.
  * Message types are named: YT_TEXT ("txt", UTF-8 text), YT_BINARY ("bin", bytes), YT_OBJECT
  * ("obj", yt_value), or any other name for a user-defined type (bytes, kept apart by name).
  *

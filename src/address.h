@@ -21,7 +21,8 @@ typedef struct yti_address {
  * refused (the reference accepts 65536 and negative ports). Returns YT_OK or YT_EADDR with one
  * of these details: "Address should be in format 'host:port'.", "Invalid offset in address",
  * "The port must be in the range [0, 2^16>.", "Invalid index (<i>) in public host addresses.",
- * "Host name too long", "Protocol name too long", or "Address is not valid UTF-8".
+ * "Host name too long", "Protocol name too long", "Address is not valid UTF-8", or (publichost)
+ * "Cannot resolve the local host name '<name>': <why>".
  */
 int yti_address_parse(const char *text, yti_address *out);
 

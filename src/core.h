@@ -85,6 +85,8 @@ bool yti_conn_name_is(yt_connection *c, const char *name);
 void yti_signal_set_source_hooks(yt_signal *sig, void (*ref)(void *), void (*unref)(void *));
 /* Monotonic ns of the last yt_loop_process()/yt_loop_run() activity on loop (0 if never). */
 uint64_t yti_loop_last_activity(yt_loop *loop);
+/* Threads blocked in yt_loop_process()/yt_loop_run() on l right now (for tests). */
+size_t yti_loop_waiting(yt_loop *l);
 
 /* ---- queue.c additions used by connections ---- */
 /* (declared in queue.h: yti_queue_wait_below) */

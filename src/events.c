@@ -1097,8 +1097,6 @@ void yt_timer_free(yt_timer *t)
 
 /* Threads blocked waiting in yt_loop_process()/yt_loop_run() on l. Not public: the tests use it
  * to know that a thread is really blocked before freeing the loop under it. */
-size_t yti_loop_waiting(yt_loop *l);
-
 size_t yti_loop_waiting(yt_loop *l)
 {
     yti_mutex_lock(&l->mu);

@@ -38,7 +38,8 @@ int yti_queue_push_unbounded(yti_queue *q, yti_pkg *p);
  * The connection out-queue's push: when a consumer is attached (yti_queue_set_consumer) and the
  * queue holds `threshold` or more packages, waits until a pop leaves at most `threshold`, the
  * consumer detaches, the queue closes, or max_wait seconds passed; then pushes as
- * yti_queue_push. Without a consumer it never waits.
+ * yti_queue_push. Without a consumer it never waits, and a full queue discards at once (as the
+ * reference: it waits only while threshold <= len < max).
  */
 int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double max_wait);
 
@@ -51,7 +52,7 @@ int yti_queue_wait_below(yti_queue *q, size_t threshold, uint64_t deadline);
  * YTI_FOREVER). YT_OK, YT_ETIMEDOUT or YT_ECLOSED. */
 int yti_queue_pop(yti_queue *q, uint64_t deadline, yti_pkg **out);
 /* Takes up to cap packages at once (at least one, waiting as yti_queue_pop). *n receives the
- * number taken. */
+ * number taken. YT_EINVAL for cap 0. */
 int yti_queue_pop_many(yti_queue *q, uint64_t deadline, yti_pkg **out, size_t cap, size_t *n);
 /* The first package with a new reference, or NULL when empty or closed. Does not remove it. */
 yti_pkg *yti_queue_peek(yti_queue *q);
@@ -70,7 +71,9 @@ size_t yti_queue_len(yti_queue *q);
 size_t yti_queue_max(yti_queue *q);
 /* Packages dropped because the queue was full (not those refused after close). */
 uint64_t yti_queue_discarded(yti_queue *q);
-/* Packages ever accepted by a push (including ones later discarded). */
+/* Packages ever accepted by push, push_throttled or push_unbounded, including ones later
+ * discarded as the oldest. Not counted: packages dropped as "new", put-backs (push_front) and
+ * pushes refused after close. So pushed = popped + cleared + discarded_old + len. */
 uint64_t yti_queue_pushed(yti_queue *q);
 
 #endif

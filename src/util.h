@@ -45,11 +45,12 @@ int yti_unicode_decimal(uint32_t cp);
 /* ---- integers as Python's int() reads them (see pyint.c) ---- */
 
 /*
- * Parses UTF-8 text like Python's int(text, base) for base 10 or 16: surrounding Unicode
- * whitespace, an optional sign, for base 16 an optional 0x/0X prefix, digits (any Unicode decimal
+ * Parses UTF-8 text like Python's int(text, base) for base 10 or 16: surrounding whitespace
+ * (Unicode whitespace, except that ASCII 0x1C-0x1F, which str.isspace() accepts, are not skipped,
+ * exactly as in Python's int()), an optional sign, for base 16 an optional 0x/0X prefix, digits (any Unicode decimal
  * digit; a-f/A-F for base 16) with single underscores between them. Values must fit int64.
- * Returns YT_OK, YT_EINVAL (not an integer) or YT_ERANGE-like YT_EINVAL with detail "out of
- * range" (detail set in both cases).
+ * Returns YT_OK, or YT_EINVAL with the detail "out of range" for a valid integer that does not
+ * fit and another detail for text that is not an integer.
  */
 int yti_parse_pyint(const char *s, size_t len, int base, int64_t *out);
 /* The same for values that must fit uint64 (no minus sign, except "-0"). */

@@ -6,6 +6,7 @@
  * the sanitizers.
  */
 #include "platform.h"
+#include "core.h"
 #include "testutil.h"
 #include "yoton.h"
 
@@ -16,7 +17,6 @@
 #include <string.h>
 
 /* Test seam in events.c: threads blocked waiting on the loop. */
-size_t yti_loop_waiting(yt_loop *l);
 
 static yt_loop *new_loop(void)
 {
