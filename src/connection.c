@@ -52,6 +52,9 @@
 
 #define RBUF_SIZE (64 * 1024)
 #define DIRECT_MIN (RBUF_SIZE / 2)
+/* A large payload's buffer starts at this size and doubles as its bytes arrive, so a peer that
+ * declares a huge package and sends little never makes us hold much more than it sent. */
+#define GROW_START (4u << 20)
 #define BATCH_MAX 256
 #define IO_STACK (128 * 1024)
 
@@ -77,6 +80,7 @@ struct yt_connection {
     int hs_fd;     /* a peer in the middle of a host handshake */
     bool closed_emitted;
     bool io_joining, io_joined;
+    bool io_exited; /* the io thread is past its last use of the context */
     int flush_waiters;
     uint64_t written; /* packages written by the sender */
 
@@ -174,6 +178,14 @@ void yti_conn_detach(yt_connection *c)
     yti_mutex_lock(&c->lock);
     c->ctx = NULL;
     yti_mutex_unlock(&c->lock);
+}
+
+bool yti_conn_finished(yt_connection *c)
+{
+    yti_mutex_lock(&c->lock);
+    bool done = yti_conn_state(c) == YTI_CLOSED && (c->io_exited || !c->io_thread.started);
+    yti_mutex_unlock(&c->lock);
+    return done;
 }
 
 int yti_conn_state(const yt_connection *c)
@@ -516,7 +528,8 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
             size_t avail = have - pos - YTI_HEADER_SIZE;
             if (avail < h.len && h.len < DIRECT_MIN)
                 break; /* small package: wait for the rest in the buffer */
-            yti_pkg *p = yti_pkg_new((size_t)h.len);
+            size_t cap = h.len < GROW_START ? (size_t)h.len : GROW_START;
+            yti_pkg *p = yti_pkg_new(cap);
             if (!p) {
                 snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread.Cannot "
                          "allocate %llu bytes", (unsigned long long)h.len);
@@ -528,12 +541,25 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
             p->source_seq = h.source_seq;
             p->dest_id = h.dest_id;
             p->dest_seq = h.dest_seq;
-            size_t take = avail < h.len ? avail : (size_t)h.len;
+            size_t take = avail < cap ? avail : cap;
             memcpy(p->data, buf + pos + YTI_HEADER_SIZE, take);
             pos += YTI_HEADER_SIZE + take;
             /* A large payload: the rest goes straight into its own buffer. */
             while (take < h.len) {
-                ssize_t n = rx_read(c, &st, fd, p->data + take, (size_t)h.len - take);
+                if (take == cap) {
+                    size_t ncap = cap > (size_t)h.len / 2 ? (size_t)h.len : cap * 2;
+                    yti_pkg *q = yti_pkg_resize(p, ncap);
+                    if (!q) {
+                        yti_pkg_unref(p);
+                        snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread."
+                                 "Cannot allocate %zu bytes", ncap);
+                        reason = errbuf;
+                        goto out;
+                    }
+                    p = q;
+                    cap = ncap;
+                }
+                ssize_t n = rx_read(c, &st, fd, p->data + take, cap - take);
                 if (n <= 0) {
                     yti_pkg_unref(p);
                     if (n == -ECANCELED)
@@ -595,6 +621,7 @@ static void io_exit(yt_connection *c)
     if (c->listen_fd >= 0)
         close(c->listen_fd);
     c->fd = c->listen_fd = -1;
+    c->io_exited = true;
     yti_mutex_unlock(&c->lock);
 }
 

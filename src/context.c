@@ -283,7 +283,7 @@ static size_t prune_locked(yt_context *ctx, yt_connection **dead, size_t cap)
     size_t w = 0, nd = 0;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
-        if (yti_conn_state(c) == YTI_CLOSED && nd < cap)
+        if (nd < cap && yti_conn_finished(c))
             dead[nd++] = c;
         else
             ctx->conns[w++] = c;
@@ -348,28 +348,17 @@ int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const c
     yt_connection *c = yti_conn_new(ctx, ctx->id, &ctx->cfg, name);
     if (!c)
         return yti_error(YT_ENOMEM, "Out of memory");
-    /* Listed before it starts waiting, so no package sent meanwhile misses it. */
-    rc = add_connection(ctx, c);
-    if (rc == YT_OK)
-        rc = yti_conn_bind(c, &a, max_tries);
+    /* Bound first, listed after: a failed bind leaves the startup queue as it was. Packages
+     * sent in between go to the startup queue and move into the connection when it is listed;
+     * nothing else can reach its out-queue before that. */
+    rc = yti_conn_bind(c, &a, max_tries);
+    if (rc == YT_OK && (rc = add_connection(ctx, c)) != YT_OK)
+        yti_conn_shutdown(c, "Out of memory");
     if (rc) {
-        int keep = rc;
         char detail[512];
         snprintf(detail, sizeof detail, "%s", yt_last_error());
-        /* Unlisted again; whatever the startup queue had moved in goes back, in order. */
-        yti_mutex_lock(&ctx->lock);
-        for (size_t i = 0; i < ctx->nconns; i++) {
-            if (ctx->conns[i] == c) {
-                memmove(&ctx->conns[i], &ctx->conns[i + 1],
-                        (ctx->nconns - i - 1) * sizeof *ctx->conns);
-                ctx->nconns--;
-                yt_connection_release(c);
-                break;
-            }
-        }
-        yti_mutex_unlock(&ctx->lock);
         yt_connection_release(c);
-        return yti_error(keep, "%s", detail);
+        return yti_error(rc, "%s", detail);
     }
     if (out)
         *out = c;
@@ -403,8 +392,8 @@ int yt_context_connect(yt_context *ctx, const char *address, double timeout, con
     if (!c)
         return yti_error(YT_ENOMEM, "Out of memory");
     rc = yti_conn_connect(c, &a, timeout);
-    if (rc == YT_OK)
-        rc = add_connection(ctx, c);
+    if (rc == YT_OK && (rc = add_connection(ctx, c)) != YT_OK)
+        yti_conn_shutdown(c, "Out of memory");
     if (rc) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s", yt_last_error());

@@ -71,6 +71,8 @@ void yti_conn_push_unbounded(yt_connection *c, yti_pkg *p);
  * deadline). Called without the context lock. */
 void yti_conn_throttle(yt_connection *c, uint64_t deadline);
 int yti_conn_state(const yt_connection *c);
+/* Closed, and its io thread no longer uses the context: the context may drop it. */
+bool yti_conn_finished(yt_connection *c);
 /* Called by the context when it is freed: the connection must not touch it afterwards. */
 void yti_conn_detach(yt_connection *c);
 /* Closes c (as yt_connection_close with reason) and, unless called on one of c's own threads,

@@ -82,6 +82,23 @@ yti_pkg *yti_pkg_from(const void *data, size_t len, uint64_t slot, uint64_t dest
     return p;
 }
 
+yti_pkg *yti_pkg_resize(yti_pkg *p, size_t len)
+{
+    if (len > SIZE_MAX - sizeof(yti_pkg) - 1) {
+        yti_error(YT_ENOMEM, "Package of %zu bytes is too large", len);
+        return NULL;
+    }
+    yti_pkg *q = realloc(p, sizeof(yti_pkg) + len + 1);
+    if (!q) {
+        yti_error(YT_ENOMEM, "Out of memory growing a package to %zu bytes", len);
+        return NULL;
+    }
+    q->len = len;
+    q->data = q->payload;
+    q->payload[len] = 0;
+    return q;
+}
+
 yti_pkg *yti_pkg_ref(yti_pkg *p)
 {
     /* Taking a reference needs no ordering: the caller already holds one, so the package cannot

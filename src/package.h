@@ -52,6 +52,11 @@ yti_pkg *yti_pkg_new(size_t len);
 /* A new package holding a copy of data. */
 yti_pkg *yti_pkg_from(const void *data, size_t len, uint64_t slot, uint64_t dest_id,
                       uint64_t dest_seq);
+/* Resizes an unshared package (one reference, never handed out) to len payload bytes, keeping
+ * its fields and the first min(old, new) payload bytes; a NUL follows the payload. Large
+ * allocations are remapped rather than copied by the C library. Returns the moved package, or
+ * NULL (p unchanged and still owned by the caller) when out of memory. */
+yti_pkg *yti_pkg_resize(yti_pkg *p, size_t len);
 yti_pkg *yti_pkg_ref(yti_pkg *p);
 void yti_pkg_unref(yti_pkg *p);
 
