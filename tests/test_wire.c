@@ -567,6 +567,52 @@ static void test_declared_size_not_allocated_up_front(void)
     wire_down(&w);
 }
 
+typedef struct closer_arg {
+    yt_connection *c;
+    double delay;
+} closer_arg;
+
+static void *close_after(void *arg)
+{
+    closer_arg *ca = arg;
+    usleep((useconds_t)(ca->delay * 1e6));
+    yt_connection_close(ca->c, "closed while flushing");
+    return NULL;
+}
+
+static void test_flush_times_out_and_close_wakes_it(void)
+{
+    yt_context_options o;
+    yt_context_options_init(&o);
+    o.sndbuf = 16384;
+    wire w;
+    wire_up(&w, &o);
+    /* The raw peer never reads: 8 MB cannot all be written. */
+    yt_channel *pub;
+    yt_pub_new(w.ctx, "flood", YT_BINARY, &pub);
+    char *blob = calloc(1, 1 << 20);
+    for (int i = 0; i < 8; i++)
+        yt_channel_send(pub, blob, 1 << 20);
+    free(blob);
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(yt_connection_flush(w.c, 0.3), YT_ETIMEDOUT);
+    double el = now_s() - t0;
+    CU_ASSERT(el >= 0.3);
+    CU_ASSERT(el < 2.0);
+    CU_ASSERT_EQUAL(yt_context_flush(w.ctx, 0.2), YT_ETIMEDOUT);
+    /* Closing from another thread wakes a flush that would wait forever. */
+    closer_arg ca = {w.c, 0.2};
+    pthread_t t;
+    pthread_create(&t, NULL, close_after, &ca);
+    t0 = now_s();
+    CU_ASSERT_EQUAL(yt_connection_flush(w.c, -1), YT_ECLOSED);
+    CU_ASSERT(now_s() - t0 < 3.0);
+    pthread_join(t, NULL);
+    CU_ASSERT_STRING_EQUAL(yt_connection_close_reason(w.c), "closed while flushing");
+    yt_channel_free(pub);
+    wire_down(&w);
+}
+
 void yt_suite_wire(void)
 {
     static const yt_test_def t[] = {
@@ -581,6 +627,7 @@ void yt_suite_wire(void)
         {"received_signal_coalesces", test_received_signal_coalesces},
         {"max_package_size_option", test_max_package_size_option},
         {"declared_size_not_allocated_up_front", test_declared_size_not_allocated_up_front},
+        {"flush_times_out_and_close_wakes_it", test_flush_times_out_and_close_wakes_it},
         {NULL, NULL}};
     yt_add_suite("wire", t);
 }
