@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -552,6 +553,16 @@ typedef struct yt_channel yt_channel;
 #define YT_TEXT "txt"
 #define YT_BINARY "bin"
 #define YT_OBJECT "obj"
+/**
+ * A zlib-compressed variant of any message type: the type name "zlib-" + the inner name, e.g.
+ * YT_ZLIB(YT_TEXT) = "zlib-txt". Payloads on the wire are zlib streams (RFC 1950, what Python's
+ * zlib.compress() writes) of the inner type's bytes; send and recv compress and decompress
+ * transparently, so yt_msg_data() gives the inner bytes. A Python peer can implement the same
+ * type in a few lines (see docs/). Decompression is bounded by the context's maximum package
+ * size; a payload that is not valid zlib or inflates beyond it is dropped and counted in
+ * yt_channel_discarded().
+ */
+#define YT_ZLIB(type) "zlib-" type
 
 /** A publisher: sends to every subscriber of the same slot anywhere in the network.
  *  YT_EINVAL (empty or invalid names), YT_EBUSY ("Slot not free: <name>"), YT_ENOMEM. */
@@ -604,6 +615,166 @@ YT_API yt_signal *yt_channel_received_signal(yt_channel *ch);
 /** The channel's slot ids (sending and receiving; 0 when the channel has none). */
 YT_API uint64_t yt_channel_slot_out(yt_channel *ch);
 YT_API uint64_t yt_channel_slot_in(yt_channel *ch);
+
+/* ---------------------------------------------------------------------------------------------
+ * Channels: more of pub/sub
+ * ------------------------------------------------------------------------------------------- */
+
+/**
+ * Sync mode: when on, a subscriber whose queue holds more than 32 messages asks every publisher
+ * on its slot to hold back ("full"), and releases them once below 16 ("ok"), repeating its
+ * status every 4 s while full. A publisher holding a "full" from any subscriber waits up to 1 s
+ * per send; the hold expires 10 s after the last status. No event loop needs to run on either
+ * side: the subscriber checks on arrival and on every receive. Turning it off while full sends
+ * "ok". YT_EINVAL when ch is not a subscriber.
+ */
+YT_API int yt_sub_set_sync_mode(yt_channel *sub, bool on);
+
+/**
+ * Reads several subscribers in the order their messages arrived at this context. Among subs[0..n)
+ * finds the one holding the oldest pending message, waiting up to timeout for one to arrive,
+ * and stores it in *which (borrowed). Then yt_sub_recv_selected() on *which takes its messages
+ * that arrived before any message pending in the others. YT_ETIMEDOUT / YT_EAGAIN (timeout 0)
+ * when none has a message; YT_EINVAL when a channel is not a subscriber or n is 0.
+ */
+YT_API int yt_sub_select(yt_channel *const *subs, size_t n, double timeout, yt_channel **which);
+/** After yt_sub_select() chose sub: its messages older than every message pending in the other
+ *  channels of that select call, as yt_channel_recv_all() returns them. */
+YT_API int yt_sub_recv_selected(yt_channel *sub, yt_msg ***msgs, size_t *n);
+/**
+ * The next message of any of subs[0..n), in arrival order across them, waiting up to timeout.
+ * *index receives the position of the channel it came from. Errors as yt_channel_recv.
+ */
+YT_API int yt_sub_recv_any(yt_channel *const *subs, size_t n, double timeout, size_t *index,
+                           yt_msg **out);
+
+/** Iteration: the next pending message or NULL when none (never waits). */
+YT_API yt_msg *yt_channel_next(yt_channel *ch);
+
+/**
+ * When on, a send that would make any queue on its way out of this context discard a message
+ * (the startup queue, or the out-queue of a connection) fails with YT_EFULL and sends nothing,
+ * instead of discarding per the context's mode. Off by default. For sending channels.
+ */
+YT_API int yt_channel_set_refuse_when_full(yt_channel *ch, bool on);
+
+/* ---------------------------------------------------------------------------------------------
+ * Request / reply
+ *
+ * A ReqChannel calls methods of RepChannels on its slot anywhere in the network and gets a
+ * future per call. Load balancing is the reference's: the request is announced to every
+ * replier, the first free one to acknowledge gets it. Arguments and results are yt_values
+ * (OBJECT messages); request and reply channels always use the OBJECT type.
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct yt_future yt_future;
+
+/** A requester on slot_base. Errors as yt_pub_new. */
+YT_API int yt_req_new(yt_context *ctx, const char *slot_base, yt_channel **out);
+
+/**
+ * Calls method with positional args (a list or tuple, or NULL for none) and keyword args (a
+ * dict, or NULL), both copied. *out receives a future owned by the caller (free with
+ * yt_future_free; freeing a pending future cancels it). The request is automatically cancelled
+ * when no replier acknowledged it within the channel's auto-cancel timeout (default 10 s).
+ * YT_EINVAL (not a requester, bad args/kwargs types), YT_EENCODE, YT_ECLOSED, YT_ENOMEM.
+ */
+YT_API int yt_req_call(yt_channel *req, const char *method, const yt_value *args,
+                       const yt_value *kwargs, yt_future **out);
+/** The auto-cancel timeout given to new futures of this requester (seconds; negative: never). */
+YT_API int yt_req_set_auto_cancel_timeout(yt_channel *req, double seconds);
+
+/**
+ * Waits up to timeout seconds for the result and stores a copy in *out (owned by the caller).
+ * Makes progress by itself (re-announcing the request, noticing a lost replier) without any
+ * event loop running. YT_ETIMEDOUT (still pending; call again), YT_ECANCELED, YT_EREMOTE (the
+ * replier reported an error; yt_future_exception() has its message), YT_ECONNLOST (the chosen
+ * replier's connection closed before it answered), YT_EDECODE (the reply could not be decoded).
+ */
+YT_API int yt_future_result(yt_future *f, double timeout, yt_value **out);
+/** Like yt_future_result, but cancels the request when it times out (if still cancellable). */
+YT_API int yt_future_result_or_cancel(yt_future *f, double timeout, yt_value **out);
+/** The error message of a failed future (borrowed, valid while f lives), or NULL. */
+YT_API const char *yt_future_exception(yt_future *f);
+/** Cancels a request no replier has taken yet; true when it is now cancelled. A running
+ *  request cannot be cancelled (it may already be executing). */
+YT_API bool yt_future_cancel(yt_future *f);
+YT_API bool yt_future_cancelled(yt_future *f);
+/** True once a replier acknowledged the request and until it is done. */
+YT_API bool yt_future_running(yt_future *f);
+/** True once it has a result, failed, or was cancelled. */
+YT_API bool yt_future_done(yt_future *f);
+/** Runs fn(f, user) through the requester's event loop when f is done (at once, queued, if it
+ *  already is). YT_ENOMEM; if it fails, fn is never called. The future must outlive the call. */
+YT_API int yt_future_add_done_callback(yt_future *f, void (*fn)(yt_future *f, void *user),
+                                       void *user);
+/** Changes this future's auto-cancel timeout, counted from the call (negative: never). */
+YT_API int yt_future_set_auto_cancel_timeout(yt_future *f, double seconds);
+/** Frees a future; one still waiting for a replier is cancelled first. NULL is fine. */
+YT_API void yt_future_free(yt_future *f);
+
+/**
+ * A request handler: called with the positional args (a tuple) and keyword args (a dict),
+ * both borrowed. Returns the result (consumed by the library), or NULL after writing a message
+ * into err (errsize bytes): the caller's future then fails with YT_EREMOTE and that message.
+ */
+typedef yt_value *(*yt_rep_fn)(const yt_value *args, const yt_value *kwargs, void *user,
+                               char *err, size_t errsize);
+
+/** How a replier handles requests. */
+typedef enum yt_rep_mode {
+    YT_REP_OFF = 0,   /**< requests wait until yt_rep_process() is called */
+    YT_REP_EVENT = 1, /**< handled by the context's event loop (yt_loop_process) */
+    YT_REP_THREAD = 2 /**< handled on the channel's own thread */
+} yt_rep_mode;
+
+/** A replier on slot_base, in mode YT_REP_OFF, knowing the built-in method "echo". Errors as
+ *  yt_pub_new. */
+YT_API int yt_rep_new(yt_context *ctx, const char *slot_base, yt_channel **out);
+/** Registers (or replaces) the handler of method. YT_EINVAL for a bad name or NULL fn. */
+YT_API int yt_rep_register(yt_channel *rep, const char *method, yt_rep_fn fn, void *user);
+YT_API int yt_rep_set_mode(yt_channel *rep, yt_rep_mode mode);
+/** Handles pending requests on the calling thread, waiting up to timeout for the first one.
+ *  Returns the number handled (>= 0) or an error. Any mode; meant for YT_REP_OFF. */
+YT_API int yt_rep_process(yt_channel *rep, double timeout);
+
+/* ---------------------------------------------------------------------------------------------
+ * State channels
+ *
+ * A state is one value shared by every StateChannel on the slot: yt_channel_send* sets it (an
+ * unchanged value is not sent again, an empty one is ignored) and yt_channel_recv() returns the
+ * latest without waiting (YT_EAGAIN before any state exists). A context that connects makes
+ * every state channel in the network send its state again, so newcomers learn it.
+ * ------------------------------------------------------------------------------------------- */
+
+YT_API int yt_state_new(yt_context *ctx, const char *slot_base, const char *type,
+                        yt_channel **out);
+/** Sends the current state again (if there is one). */
+YT_API int yt_state_send_last(yt_channel *state);
+
+/* ---------------------------------------------------------------------------------------------
+ * Streams: stdio over channels, for kernels that redirect stdout/stderr/stdin
+ * ------------------------------------------------------------------------------------------- */
+
+/** How a writing stream cuts messages. */
+typedef enum yt_stream_mode {
+    YT_STREAM_WRITE = 0, /**< each write() of the FILE's buffer is a message */
+    YT_STREAM_LINE = 1   /**< each complete line (with its newline) is a message; the rest is
+                              sent on fflush/fclose */
+} yt_stream_mode;
+
+/**
+ * A FILE* whose output is published on pub (a publisher of a text or binary type). The FILE is
+ * line buffered in YT_STREAM_LINE mode and fully buffered otherwise; fclose() flushes it (the
+ * channel stays open). NULL on error (errno set). The channel must outlive the FILE.
+ */
+YT_API FILE *yt_stream_writer(yt_channel *pub, yt_stream_mode mode);
+/**
+ * A FILE* that reads what arrives on sub (a subscriber); reads block until a message comes, and
+ * return end-of-file once the channel is closed. NULL on error. The channel must outlive the
+ * FILE.
+ */
+YT_API FILE *yt_stream_reader(yt_channel *sub);
 
 #ifdef __cplusplus
 }

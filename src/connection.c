@@ -66,6 +66,7 @@ struct yt_connection {
 
     yt_context *ctx; /* NULL once the context is gone; read by IO threads while they run */
     uint64_t id1;
+    uint64_t link_id;
     yti_conn_config cfg;
 
     /* Guarded by lock. */
@@ -118,8 +119,10 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     atomic_init(&c->refs, 1);
     atomic_init(&c->state, YTI_CLOSED);
     atomic_init(&c->timeout, YTI_TIMEOUT_MIN);
+    static atomic_uint_least64_t next_link = 1;
     c->ctx = ctx;
     c->id1 = own_id;
+    c->link_id = atomic_fetch_add(&next_link, 1);
     c->cfg = *cfg;
     c->fd = c->listen_fd = c->hs_fd = -1;
     c->name = strdup(name ? name : "");
@@ -178,6 +181,11 @@ void yti_conn_detach(yt_connection *c)
     yti_mutex_lock(&c->lock);
     c->ctx = NULL;
     yti_mutex_unlock(&c->lock);
+}
+
+uint64_t yti_conn_link_id(const yt_connection *c)
+{
+    return c->link_id;
 }
 
 bool yti_conn_finished(yt_connection *c)
@@ -875,6 +883,11 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Queueing, flushing, closing                                                                 */
+
+bool yti_conn_queue_full(yt_connection *c)
+{
+    return yti_queue_len(c->outq) >= yti_queue_max(c->outq);
+}
 
 void yti_conn_push(yt_connection *c, yti_pkg *p)
 {

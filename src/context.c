@@ -522,19 +522,36 @@ static void throttle(yt_context *ctx)
 
 int yti_context_send(yt_context *ctx, yti_pkg *p)
 {
+    return yti_context_send_ex(ctx, p, false);
+}
+
+int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full)
+{
     throttle(ctx);
     yti_mutex_lock(&ctx->lock);
-    p->source_id = ctx->id;
-    p->source_seq = ++ctx->send_seq;
-    bool sent = false;
+    bool any = false, full = false;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
         if (yti_conn_state(c) >= YTI_WAITING) {
-            yti_conn_push(c, yti_pkg_ref(p));
-            sent = true;
+            any = true;
+            full = full || yti_conn_queue_full(c);
         }
     }
-    if (!sent)
+    if (!any)
+        full = yti_queue_len(ctx->startup) >= yti_queue_max(ctx->startup);
+    if (refuse_when_full && full) {
+        yti_mutex_unlock(&ctx->lock);
+        yti_pkg_unref(p);
+        return yti_error(YT_EFULL, "A queue on the way out is full; nothing was sent");
+    }
+    p->source_id = ctx->id;
+    p->source_seq = ++ctx->send_seq;
+    for (size_t i = 0; i < ctx->nconns; i++) {
+        yt_connection *c = ctx->conns[i];
+        if (yti_conn_state(c) >= YTI_WAITING)
+            yti_conn_push(c, yti_pkg_ref(p));
+    }
+    if (!any)
         yti_queue_push(ctx->startup, yti_pkg_ref(p));
     yti_mutex_unlock(&ctx->lock);
     yti_pkg_unref(p);
@@ -561,6 +578,8 @@ void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
     }
     bool forward = p->dest_id != ctx->id;
     bool here = p->dest_id == 0 || p->dest_id == ctx->id;
+    yt_channel *got = NULL;
+    p->via = yti_conn_link_id(from);
     if (here)
         p->recv_seq = ++ctx->recv_seq;
     if (forward) {
@@ -578,14 +597,33 @@ void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
                              memcmp(p->data, NEW_CONNECTION, p->len) == 0;
         } else {
             yt_channel *ch = slot_lookup(&ctx->receiving, p->slot);
-            if (ch)
+            if (ch) {
                 yti_channel_deposit(ch, yti_pkg_ref(p));
+                got = yti_channel_ref(ch);
+            }
         }
     }
     yti_mutex_unlock(&ctx->lock);
     yti_pkg_unref(p);
+    if (got) {
+        /* Reactions that send (sync-mode status, acknowledgements) run here, without the
+         * lock, still on the receiver thread. */
+        yti_channel_after_deposit(got);
+        yti_channel_unref(got);
+    }
     if (new_connection)
         notify_new_connection(ctx);
+}
+
+bool yti_context_link_alive(yt_context *ctx, uint64_t link_id)
+{
+    bool alive = false;
+    yti_mutex_lock(&ctx->lock);
+    for (size_t i = 0; i < ctx->nconns && !alive; i++)
+        alive = yti_conn_link_id(ctx->conns[i]) == link_id &&
+                yti_conn_state(ctx->conns[i]) >= YTI_HOSTING;
+    yti_mutex_unlock(&ctx->lock);
+    return alive;
 }
 
 /* Tells every sending channel that the network grew (state channels re-send their state). */

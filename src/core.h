@@ -63,6 +63,8 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
 int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries);
 /* Connects (retrying until timeout), runs the client handshake and starts the IO threads. */
 int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout);
+/* True when the out-queue holds its maximum. */
+bool yti_conn_queue_full(yt_connection *c);
 /* Pushes into the out-queue without waiting (consumes p). */
 void yti_conn_push(yt_connection *c, yti_pkg *p);
 /* Pushes ignoring the bound (startup queue moving in; consumes p). */
@@ -71,6 +73,8 @@ void yti_conn_push_unbounded(yt_connection *c, yti_pkg *p);
  * deadline). Called without the context lock. */
 void yti_conn_throttle(yt_connection *c, uint64_t deadline);
 int yti_conn_state(const yt_connection *c);
+/* A number unique to this connection within the process (never 0, never reused). */
+uint64_t yti_conn_link_id(const yt_connection *c);
 /* Closed, and its io thread no longer uses the context: the context may drop it. */
 bool yti_conn_finished(yt_connection *c);
 /* Called by the context when it is freed: the connection must not touch it afterwards. */
@@ -99,8 +103,12 @@ size_t yti_loop_waiting(yt_loop *l);
  * receiver thread. */
 void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p);
 /* Stamps source id and sequence and sends p (consumed) to every alive connection, or to the
- * startup queue. May wait up to YTI_OUTQ_MAX_WAIT for congested queues. */
+ * startup queue. May wait up to YTI_OUTQ_MAX_WAIT for congested queues. With refuse_when_full,
+ * fails with YT_EFULL (sending nothing) instead of letting any of those queues discard. */
 int yti_context_send(yt_context *ctx, yti_pkg *p);
+int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full);
+/* True while the connection with that link id is connected. */
+bool yti_context_link_alive(yt_context *ctx, uint64_t link_id);
 /* Registers ch for sending on slot_out and receiving on slot_in (0 = none).
  * YT_EBUSY "Slot not free: <name>". */
 int yti_context_register(yt_context *ctx, yt_channel *ch, uint64_t slot_out, uint64_t slot_in,
@@ -122,6 +130,9 @@ void yti_channel_deposit(yt_channel *ch, yti_pkg *p);
 /* The context is going away or closing its channels: close ch without calling back into the
  * context (the caller holds the context lock and removes the registration itself). */
 void yti_channel_detach(yt_channel *ch);
+/* Called after a deposit, without any lock, on the receiver thread: the place for reactions
+ * that send. */
+void yti_channel_after_deposit(yt_channel *ch);
 yt_channel *yti_channel_ref(yt_channel *ch);
 void yti_channel_unref(yt_channel *ch);
 /* The network gained a connection somewhere (NEW_CONNECTION arrived, or this context

@@ -31,6 +31,7 @@ typedef struct yt_msg {
     uint64_t dest_id;
     uint64_t dest_seq;
     uint64_t recv_seq; /* local, never on the wire */
+    uint64_t via;      /* local: the link (yti_conn_link_id) it arrived on; 0 if sent here */
     size_t len;
     unsigned char *data; /* points at payload[] */
     unsigned char payload[];

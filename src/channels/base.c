@@ -81,6 +81,7 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
         return yti_error(YT_ENOMEM, "Out of memory");
     atomic_init(&ch->refs, 1);
     atomic_init(&ch->closed, false);
+    atomic_init(&ch->refuse_when_full, false);
     yti_mutex_init(&ch->lock);
     ch->ctx = ctx;
     ch->kind = kind;
@@ -188,6 +189,12 @@ yt_context *yti_channel_ctx(yt_channel *ch)
     yt_context *ctx = ch->ctx;
     yti_mutex_unlock(&ch->lock);
     return ctx;
+}
+
+void yti_channel_after_deposit(yt_channel *ch)
+{
+    if (ch->ops && ch->ops->after_deposit && !yt_channel_closed(ch))
+        ch->ops->after_deposit(ch);
 }
 
 void yti_channel_on_new_connection(yt_channel *ch)
@@ -316,7 +323,22 @@ int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p)
         yti_pkg_unref(p);
         return yti_error(YT_ECLOSED, "The channel is closed");
     }
-    return yti_context_send(ctx, p);
+    return yti_context_send_ex(ctx, p, atomic_load(&ch->refuse_when_full));
+}
+
+int yt_channel_set_refuse_when_full(yt_channel *ch, bool on)
+{
+    if (!ch)
+        return yti_error(YT_EINVAL, "No channel");
+    atomic_store(&ch->refuse_when_full, on);
+    return YT_OK;
+}
+
+yt_msg *yt_channel_next(yt_channel *ch)
+{
+    yt_msg *m = NULL;
+    yt_channel_recv(ch, 0, &m);
+    return m;
 }
 
 static bool is_text(const yt_channel *ch)

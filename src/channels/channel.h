@@ -18,6 +18,8 @@ typedef struct yti_channel_ops {
     /* A package arrived for this channel (consumed). Called under the context lock on a
      * receiver thread: must not block. NULL = queue it and emit received. */
     void (*deposit)(yt_channel *ch, yti_pkg *p);
+    /* After a deposit, without locks, on the receiver thread (may send). May be NULL. */
+    void (*after_deposit)(yt_channel *ch);
     /* NEW_CONNECTION: called without locks. May be NULL. */
     void (*on_new_connection)(yt_channel *ch);
     /* Frees the kind's own data when the last reference goes. May be NULL. */
@@ -36,6 +38,7 @@ struct yt_channel {
     yt_signal *received;
     const yti_channel_ops *ops;
     void *impl;
+    atomic_bool refuse_when_full;
 };
 
 /*
