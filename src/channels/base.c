@@ -87,6 +87,8 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
     ch->kind = kind;
     ch->ops = ops;
     ch->impl = impl;
+    ch->zlib = yti_type_is_zlib(type);
+    atomic_init(&ch->bad, 0);
     char *name_out = NULL, *name_in = NULL;
     const yti_conn_config *cfg = yti_context_config(ctx);
     int rc = YT_ENOMEM;
@@ -243,6 +245,8 @@ int yt_channel_recv(yt_channel *ch, double timeout, yt_msg **out)
         bool last = deadline <= step;
         yti_pkg *p = NULL;
         int rc = yti_queue_pop(ch->q, last ? deadline : step, &p);
+        if (rc == YT_OK && (p = yti_channel_unwrap(ch, p)) == NULL)
+            continue; /* undecodable: dropped and counted */
         if (rc == YT_OK) {
             *out = p;
             return YT_OK;
@@ -279,6 +283,11 @@ int yt_channel_recv_all(yt_channel *ch, yt_msg ***msgs, size_t *n)
     size_t got = 0;
     /* Only what was there when the call started: a busy publisher cannot keep this looping. */
     yti_queue_pop_many(ch->q, 0, v, cap, &got);
+    size_t w = 0;
+    for (size_t i = 0; i < got; i++)
+        if ((v[w] = yti_channel_unwrap(ch, v[i])) != NULL)
+            w++;
+    got = w;
     if (got == 0) {
         free(v);
         return YT_OK;
@@ -295,7 +304,25 @@ size_t yt_channel_pending(yt_channel *ch)
 
 uint64_t yt_channel_discarded(yt_channel *ch)
 {
-    return ch && ch->q ? yti_queue_discarded(ch->q) : 0;
+    if (!ch)
+        return 0;
+    return (ch->q ? yti_queue_discarded(ch->q) : 0) + atomic_load(&ch->bad);
+}
+
+yti_pkg *yti_channel_unwrap(yt_channel *ch, yti_pkg *p)
+{
+    if (!ch->zlib)
+        return p;
+    yt_context *ctx = yti_channel_ctx(ch);
+    size_t max = ctx ? yti_context_config(ctx)->max_package_size : ((size_t)1 << 30);
+    yti_pkg *q = NULL;
+    int rc = yti_zlib_inflate(p, max, &q);
+    yti_pkg_unref(p);
+    if (rc != YT_OK) {
+        atomic_fetch_add(&ch->bad, 1);
+        return NULL;
+    }
+    return q;
 }
 
 yt_signal *yt_channel_received_signal(yt_channel *ch)
@@ -343,7 +370,7 @@ yt_msg *yt_channel_next(yt_channel *ch)
 
 static bool is_text(const yt_channel *ch)
 {
-    return strcmp(ch->type, YT_TEXT) == 0;
+    return strcmp(yti_type_inner(ch->type), YT_TEXT) == 0;
 }
 
 int yt_channel_send(yt_channel *ch, const void *data, size_t len)
@@ -358,9 +385,15 @@ int yt_channel_send(yt_channel *ch, const void *data, size_t len)
         return YT_OK; /* the reference never sends an empty message */
     if (is_text(ch) && !yti_utf8_valid(data, len))
         return yti_error(YT_EINVAL, "Text messages must be valid UTF-8");
-    yti_pkg *p = yti_pkg_from(data, len, ch->slot_out, 0, 0);
-    if (!p)
+    yti_pkg *p = NULL;
+    if (ch->zlib) {
+        int rc = yti_zlib_compress(data, len, &p);
+        if (rc)
+            return rc;
+        p->slot = ch->slot_out;
+    } else if (!(p = yti_pkg_from(data, len, ch->slot_out, 0, 0))) {
         return yti_error(YT_ENOMEM, "Out of memory");
+    }
     return yti_channel_send_pkg(ch, p);
 }
 

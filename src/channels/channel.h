@@ -39,6 +39,8 @@ struct yt_channel {
     const yti_channel_ops *ops;
     void *impl;
     atomic_bool refuse_when_full;
+    bool zlib;                 /* type "zlib-<inner>": payloads are zlib streams */
+    atomic_uint_least64_t bad; /* received payloads dropped as undecodable (zlib) */
 };
 
 /*
@@ -51,6 +53,22 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
                        yt_channel **out);
 /* Queues p (consumed) and emits received: the default deposit. */
 void yti_channel_enqueue(yt_channel *ch, yti_pkg *p);
+/* A received package as the user sees it: p itself (consumed, returned) for plain types; for
+ * zlib types a new package with the inflated payload (p released), or NULL when p does not
+ * inflate within the context's maximum package size (counted in ch->bad). */
+yti_pkg *yti_channel_unwrap(yt_channel *ch, yti_pkg *p);
+
+/* ---- msgtypes.c ---- */
+/* True for "zlib-<inner>" type names with a non-empty inner name. */
+bool yti_type_is_zlib(const char *type);
+/* The inner type name of a zlib type ("txt" for "zlib-txt"); type itself otherwise. */
+const char *yti_type_inner(const char *type);
+/* A new package holding the zlib stream (RFC 1950) of data; header fields left 0. YT_ENOMEM. */
+int yti_zlib_compress(const void *data, size_t len, yti_pkg **out);
+/* A new package with in's header fields and its payload inflated; YT_EDECODE when in is not a
+ * complete zlib stream or inflates to more than max bytes (never allocates beyond max). */
+int yti_zlib_inflate(const yti_pkg *in, size_t max, yti_pkg **out);
+
 /* The channel's context with the channel's lock held briefly; NULL when closed. */
 yt_context *yti_channel_ctx(yt_channel *ch);
 /* Sends a package (consumed) through the channel's context. YT_ECLOSED when closed. */

@@ -1,0 +1,2 @@
+/* PLACEHOLDER: being written. */
+typedef int yti_placeholder_stream;
