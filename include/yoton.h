@@ -627,6 +627,11 @@ YT_API uint64_t yt_channel_slot_in(yt_channel *ch);
  * per send; the hold expires 10 s after the last status. No event loop needs to run on either
  * side: the subscriber checks on arrival and on every receive. Turning it off while full sends
  * "ok". YT_EINVAL when ch is not a subscriber.
+ *
+ * Unlike the reference (whose 10 KiB socket buffers keep little in flight), a subscriber in
+ * sync mode never discards: when its queue is full, the connection it is fed by stops reading
+ * until the application takes a message, so TCP flow control holds the senders back. Everything
+ * else arriving on that connection waits too; read sync-mode subscribers promptly.
  */
 YT_API int yt_sub_set_sync_mode(yt_channel *sub, bool on);
 

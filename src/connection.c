@@ -489,15 +489,26 @@ static yt_context *conn_ctx(yt_connection *c)
     return ctx;
 }
 
-static void deliver(yt_connection *c, yti_pkg *p)
+static void deliver(yt_connection *c, rx_state *st, yti_pkg *p)
 {
     /* The context outlives the IO threads (freeing it joins them), so this cannot go stale
      * while the receiver runs. */
     yt_context *ctx = c->ctx;
-    if (ctx)
-        yti_context_deliver(ctx, c, p);
-    else
+    if (!ctx) {
         yti_pkg_unref(p);
+        return;
+    }
+    yt_channel *full = yti_context_deliver(ctx, c, p);
+    if (!full)
+        return;
+    /* A subscriber in sync mode has a full queue: stop reading this link until it has room,
+     * so that TCP holds the publishers back instead of anything being discarded. Waits in
+     * short steps so that closing the connection is never held up. */
+    while (yti_conn_state(c) != YTI_CLOSED && !yti_channel_wait_room(full, yti_deadline(0.05))) {
+    }
+    yti_channel_unref(full);
+    /* Pausing is not silence on the link. */
+    st->last_rx = yti_now();
 }
 
 /* The receive loop; returns the reason to close with, or NULL when closing anyway. */
@@ -583,7 +594,7 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
                 }
                 take += (size_t)n;
             }
-            deliver(c, p);
+            deliver(c, &st, p);
         }
         /* Compact, then read more. */
         if (pos > 0) {

@@ -566,7 +566,7 @@ static yt_channel *slot_lookup(const slot_table *t, uint64_t slot)
     return NULL;
 }
 
-void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
+yt_channel *yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
 {
     bool new_connection = false;
     yti_mutex_lock(&ctx->lock);
@@ -574,7 +574,7 @@ void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
                                                          p->source_seq)) {
         yti_mutex_unlock(&ctx->lock);
         yti_pkg_unref(p);
-        return;
+        return NULL;
     }
     bool forward = p->dest_id != ctx->id;
     bool here = p->dest_id == 0 || p->dest_id == ctx->id;
@@ -605,14 +605,19 @@ void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p)
     }
     yti_mutex_unlock(&ctx->lock);
     yti_pkg_unref(p);
+    yt_channel *pause = NULL;
     if (got) {
         /* Reactions that send (sync-mode status, acknowledgements) run here, without the
          * lock, still on the receiver thread. */
         yti_channel_after_deposit(got);
-        yti_channel_unref(got);
+        if (yti_channel_wants_pause(got))
+            pause = got;
+        else
+            yti_channel_unref(got);
     }
     if (new_connection)
         notify_new_connection(ctx);
+    return pause;
 }
 
 bool yti_context_link_alive(yt_context *ctx, uint64_t link_id)

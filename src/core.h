@@ -100,8 +100,9 @@ size_t yti_loop_waiting(yt_loop *l);
 /* ---- context.c ---- */
 
 /* A received package (consumed) from connection `from`: dedupe, forward, deposit. Called on the
- * receiver thread. */
-void yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p);
+ * receiver thread. Returns a channel (a reference, release with yti_channel_unref) when the
+ * receiver should pause until yti_channel_wait_room() says it has room (sync mode), else NULL. */
+yt_channel *yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p);
 /* Stamps source id and sequence and sends p (consumed) to every alive connection, or to the
  * startup queue. May wait up to YTI_OUTQ_MAX_WAIT for congested queues. With refuse_when_full,
  * fails with YT_EFULL (sending nothing) instead of letting any of those queues discard. */
@@ -133,6 +134,10 @@ void yti_channel_detach(yt_channel *ch);
 /* Called after a deposit, without any lock, on the receiver thread: the place for reactions
  * that send. */
 void yti_channel_after_deposit(yt_channel *ch);
+bool yti_channel_wants_pause(yt_channel *ch);
+/* Waits until ch's queue has room for one more package, ch is closed or deadline passes; true
+ * when the receiver may go on (room or closed). */
+bool yti_channel_wait_room(yt_channel *ch, uint64_t deadline);
 yt_channel *yti_channel_ref(yt_channel *ch);
 void yti_channel_unref(yt_channel *ch);
 /* The network gained a connection somewhere (NEW_CONNECTION arrived, or this context

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void wake_watchers(yt_channel *ch);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Messages                                                                                    */
 
@@ -82,6 +84,7 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
     atomic_init(&ch->refs, 1);
     atomic_init(&ch->closed, false);
     atomic_init(&ch->refuse_when_full, false);
+    atomic_init(&ch->nwatch, 0);
     yti_mutex_init(&ch->lock);
     ch->ctx = ctx;
     ch->kind = kind;
@@ -134,6 +137,7 @@ void yti_channel_unref(yt_channel *ch)
         ch->ops->destroy(ch);
     yt_signal_free(ch->received);
     yti_queue_free(ch->q);
+    free(ch->watch);
     yti_mutex_destroy(&ch->lock);
     free(ch->type);
     free(ch);
@@ -157,6 +161,9 @@ void yti_channel_detach(yt_channel *ch)
         yti_queue_close(ch->q);
         yti_queue_clear(ch->q);
     }
+    wake_watchers(ch);
+    if (ch->ops && ch->ops->on_close)
+        ch->ops->on_close(ch);
 }
 
 void yt_channel_close(yt_channel *ch)
@@ -170,6 +177,9 @@ void yt_channel_close(yt_channel *ch)
         yti_queue_close(ch->q);
         yti_queue_clear(ch->q);
     }
+    wake_watchers(ch);
+    if (ch->ops && ch->ops->on_close)
+        ch->ops->on_close(ch);
 }
 
 void yt_channel_free(yt_channel *ch)
@@ -208,10 +218,79 @@ void yti_channel_on_new_connection(yt_channel *ch)
 /* ------------------------------------------------------------------------------------------ */
 /* Receiving                                                                                   */
 
+static void wake_watchers(yt_channel *ch)
+{
+    yti_mutex_lock(&ch->lock);
+    for (size_t i = 0; i < atomic_load(&ch->nwatch); i++) {
+        yti_watch *w = ch->watch[i];
+        yti_mutex_lock(&w->lock);
+        w->seq++;
+        yti_cond_broadcast(&w->cond);
+        yti_mutex_unlock(&w->lock);
+    }
+    yti_mutex_unlock(&ch->lock);
+}
+
 void yti_channel_enqueue(yt_channel *ch, yti_pkg *p)
 {
-    if (yti_queue_push(ch->q, p) == YT_OK)
+    if (yti_queue_push(ch->q, p) == YT_OK) {
         yt_signal_emit(ch->received, 0, NULL);
+        if (atomic_load_explicit(&ch->nwatch, memory_order_relaxed))
+            wake_watchers(ch);
+    }
+}
+
+int yti_channel_watch(yt_channel *ch, yti_watch *w)
+{
+    yti_mutex_lock(&ch->lock);
+    size_t n = atomic_load(&ch->nwatch);
+    if (n == ch->nwatch_cap) {
+        size_t ncap = ch->nwatch_cap ? ch->nwatch_cap * 2 : 4;
+        yti_watch **nv = realloc(ch->watch, ncap * sizeof *nv);
+        if (!nv) {
+            yti_mutex_unlock(&ch->lock);
+            return yti_error(YT_ENOMEM, "Out of memory");
+        }
+        ch->watch = nv;
+        ch->nwatch_cap = ncap;
+    }
+    ch->watch[n] = w;
+    atomic_store(&ch->nwatch, n + 1);
+    yti_mutex_unlock(&ch->lock);
+    return YT_OK;
+}
+
+void yti_channel_unwatch(yt_channel *ch, yti_watch *w)
+{
+    yti_mutex_lock(&ch->lock);
+    size_t n = atomic_load(&ch->nwatch);
+    for (size_t i = 0; i < n; i++) {
+        if (ch->watch[i] == w) {
+            ch->watch[i] = ch->watch[n - 1];
+            atomic_store(&ch->nwatch, n - 1);
+            break;
+        }
+    }
+    yti_mutex_unlock(&ch->lock);
+}
+
+bool yti_channel_wants_pause(yt_channel *ch)
+{
+    return ch->ops && ch->ops->wants_pause && !yt_channel_closed(ch) && ch->ops->wants_pause(ch);
+}
+
+bool yti_channel_wait_room(yt_channel *ch, uint64_t deadline)
+{
+    if (!ch->q || yt_channel_closed(ch))
+        return true;
+    int rc = yti_queue_wait_below(ch->q, yti_queue_max(ch->q) - 1, deadline);
+    return rc != YT_ETIMEDOUT || !yti_channel_wants_pause(ch);
+}
+
+void yti_channel_after_recv_hook(yt_channel *ch)
+{
+    if (ch->ops && ch->ops->after_recv)
+        ch->ops->after_recv(ch);
 }
 
 void yti_channel_deposit(yt_channel *ch, yti_pkg *p)
@@ -249,11 +328,13 @@ int yt_channel_recv(yt_channel *ch, double timeout, yt_msg **out)
             continue; /* undecodable: dropped and counted */
         if (rc == YT_OK) {
             *out = p;
+            yti_channel_after_recv_hook(ch);
             return YT_OK;
         }
         if (rc == YT_ECLOSED)
             return yti_error(YT_ECLOSED, "The channel is closed");
         if (last) {
+            yti_channel_after_recv_hook(ch);
             if (timeout == 0)
                 return yti_error(YT_EAGAIN, "No message available");
             return yti_error(YT_ETIMEDOUT, "No message arrived in time");
@@ -275,8 +356,10 @@ int yt_channel_recv_all(yt_channel *ch, yt_msg ***msgs, size_t *n)
     if (ctx)
         yti_context_touch(ctx);
     size_t cap = yti_queue_len(ch->q);
-    if (cap == 0)
+    if (cap == 0) {
+        yti_channel_after_recv_hook(ch);
         return YT_OK;
+    }
     yti_pkg **v = malloc(cap * sizeof *v);
     if (!v)
         return yti_error(YT_ENOMEM, "Out of memory");
@@ -288,6 +371,7 @@ int yt_channel_recv_all(yt_channel *ch, yt_msg ***msgs, size_t *n)
         if ((v[w] = yti_channel_unwrap(ch, v[i])) != NULL)
             w++;
     got = w;
+    yti_channel_after_recv_hook(ch);
     if (got == 0) {
         free(v);
         return YT_OK;
@@ -344,6 +428,13 @@ uint64_t yt_channel_slot_in(yt_channel *ch)
 /* Sending                                                                                     */
 
 int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p)
+{
+    if (ch->ops && ch->ops->send)
+        return ch->ops->send(ch, p);
+    return yti_channel_send_raw(ch, p);
+}
+
+int yti_channel_send_raw(yt_channel *ch, yti_pkg *p)
 {
     yt_context *ctx = yti_channel_ctx(ch);
     if (!ctx) {

@@ -14,14 +14,34 @@ typedef enum yti_channel_kind {
     YTI_STATE
 } yti_channel_kind;
 
+/* A thread waiting for any of several channels to receive (yt_sub_select): every enqueue on a
+ * watched channel bumps seq and wakes it. */
+typedef struct yti_watch {
+    yti_mutex lock;
+    yti_cond cond;
+    uint64_t seq;
+} yti_watch;
+
 typedef struct yti_channel_ops {
     /* A package arrived for this channel (consumed). Called under the context lock on a
      * receiver thread: must not block. NULL = queue it and emit received. */
     void (*deposit)(yt_channel *ch, yti_pkg *p);
     /* After a deposit, without locks, on the receiver thread (may send). May be NULL. */
     void (*after_deposit)(yt_channel *ch);
+    /* After a deposit: true when the receiver should stop reading its connection until the
+     * channel's queue has room again (sync mode). Without locks. May be NULL. */
+    bool (*wants_pause)(yt_channel *ch);
+    /* After the user took messages (recv, recv_all, select), without locks. May be NULL. */
+    void (*after_recv)(yt_channel *ch);
+    /* The channel was closed (by its owner or its context): wake the kind's own waiters. May
+     * run under the context lock: must not block. May be NULL. */
+    void (*on_close)(yt_channel *ch);
     /* NEW_CONNECTION: called without locks. May be NULL. */
     void (*on_new_connection)(yt_channel *ch);
+    /* Sending a message (p consumed, header slot set, source fields not yet): a kind that needs
+     * to see what it sends (state channels) intercepts here and calls yti_channel_send_raw to
+     * actually send. NULL = send as is. */
+    int (*send)(yt_channel *ch, yti_pkg *p);
     /* Frees the kind's own data when the last reference goes. May be NULL. */
     void (*destroy)(yt_channel *ch);
 } yti_channel_ops;
@@ -40,6 +60,10 @@ struct yt_channel {
     void *impl;
     atomic_bool refuse_when_full;
     bool zlib;                 /* type "zlib-<inner>": payloads are zlib streams */
+    /* Watchers (guarded by lock; nwatch read without it on the enqueue path). */
+    yti_watch **watch;
+    size_t nwatch_cap;
+    atomic_size_t nwatch;
     atomic_uint_least64_t bad; /* received payloads dropped as undecodable (zlib) */
 };
 
@@ -69,9 +93,18 @@ int yti_zlib_compress(const void *data, size_t len, yti_pkg **out);
  * complete zlib stream or inflates to more than max bytes (never allocates beyond max). */
 int yti_zlib_inflate(const yti_pkg *in, size_t max, yti_pkg **out);
 
+/* Adds or removes a watcher of ch's arrivals. YT_ENOMEM. */
+int yti_channel_watch(yt_channel *ch, yti_watch *w);
+void yti_channel_unwatch(yt_channel *ch, yti_watch *w);
+/* Runs the kind's after_recv hook. */
+void yti_channel_after_recv_hook(yt_channel *ch);
+
 /* The channel's context with the channel's lock held briefly; NULL when closed. */
 yt_context *yti_channel_ctx(yt_channel *ch);
-/* Sends a package (consumed) through the channel's context. YT_ECLOSED when closed. */
+/* Sends a package (consumed) through the channel's context, through the kind's send hook if it
+ * has one. YT_ECLOSED when closed. */
 int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p);
+/* Sends a package (consumed) through the channel's context, bypassing the send hook. */
+int yti_channel_send_raw(yt_channel *ch, yti_pkg *p);
 
 #endif
