@@ -781,6 +781,64 @@ YT_API FILE *yt_stream_writer(yt_channel *pub, yt_stream_mode mode);
  */
 YT_API FILE *yt_stream_reader(yt_channel *sub);
 
+/* ---------------------------------------------------------------------------------------------
+ * Client/server: do_request and RequestServer
+ *
+ * A plain line-based request/reply over TCP, one connection per request, no handshake (the
+ * reference's clientserver module, telnet-like). Not part of a context network.
+ * ------------------------------------------------------------------------------------------- */
+
+/** The longest reply yt_do_request accepts and the longest request a server reads (bytes). */
+#define YT_REQUEST_MAX (16u << 20)
+
+/**
+ * Sends request to the server at address ("host:port", as for contexts): the UTF-8 text,
+ * followed by CR LF unless it already ends with one; then shuts down its sending side and reads
+ * the reply until the server closes or a CR LF arrives. As in the reference, a reply is cut at
+ * its first CR LF, which is included. Works against any line-based server, not only yoton's.
+ *
+ * timeout > 0 bounds the whole exchange in seconds; otherwise it waits as long as the server
+ * keeps the connection open. On success *reply receives the text (free with yt_free). On
+ * YT_ETIMEDOUT *reply receives what had arrived (possibly ""), as the reference returns the
+ * partial text. YT_ECONNECT ("No server is listening at the given port."), YT_EADDR, YT_EINVAL
+ * (request not UTF-8), YT_ETOOBIG (more than YT_REQUEST_MAX bytes without a CR LF), YT_ESYS.
+ * Blocks the calling thread; any thread.
+ */
+YT_API int yt_do_request(const char *address, const char *request, double timeout,
+                         char **reply);
+
+typedef struct yt_request_server yt_request_server;
+
+/**
+ * A request handler: request is the text as received, including its CR LF when the client sent
+ * one (as in the reference). Returns the reply, malloc'd (the server frees it); the server adds
+ * CR LF unless it ends with one. NULL replies with an empty line. Runs on the server's thread,
+ * or on a thread per connection in async mode.
+ */
+typedef char *(*yt_request_fn)(const char *request, void *user);
+
+/**
+ * A server listening at address (port 0: an ephemeral port, see yt_request_server_port). fn
+ * NULL uses the reference's default handler, which answers "Requested: " + request. async
+ * handles each connection on its own thread so a slow handler does not hold up the others.
+ * Each connection: the request is read for at most 1 s (a silent client gets its partial text
+ * handled after 1 s), the reply is sent, the connection closed. A client that sends nothing,
+ * garbage or hangs up never stops the server. YT_EADDR, YT_EBIND, YT_ENOMEM.
+ */
+YT_API int yt_request_server_new(const char *address, yt_request_fn fn, void *user, bool async,
+                                 yt_request_server **out);
+/** The port the server listens on. */
+YT_API int yt_request_server_port(yt_request_server *s);
+/** Serves on the calling thread until yt_request_server_stop(). YT_EBUSY when already running. */
+YT_API int yt_request_server_run(yt_request_server *s);
+/** Serves on a thread of its own ("yt-server"). YT_EBUSY when already running. */
+YT_API int yt_request_server_start(yt_request_server *s);
+/** Makes run/start stop accepting and return; safe from any thread, including a handler. */
+YT_API void yt_request_server_stop(yt_request_server *s);
+/** Stops the server, waits for its thread and for handlers still running, closes the socket and
+ *  frees it. Not from a handler of the same server. NULL is fine. */
+YT_API void yt_request_server_free(yt_request_server *s);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,6 +32,7 @@
  * therefore never dropped on one of the connection's own threads, and freeing can join them.
  */
 #include "core.h"
+#include "net.h"
 #include "uid.h"
 #include "util.h"
 
@@ -230,24 +231,6 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
-/* Resolves an IPv4 host ("" = any for binding, loopback for connecting). */
-static int resolve4(const char *host, bool passive, struct in_addr *out)
-{
-    if (host[0] == '\0') {
-        out->s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
-        return YT_OK;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || !res)
-        return yti_error(YT_EADDR, "Cannot resolve host '%s': %s", host, gai_strerror(rc));
-    *out = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
-    return YT_OK;
-}
-
 static void sockname(int fd, bool peer, char *host, size_t hsize, int *port)
 {
     struct sockaddr_in sa;
@@ -257,45 +240,6 @@ static void sockname(int fd, bool peer, char *host, size_t hsize, int *port)
     if (rc == 0 && sa.sin_family == AF_INET) {
         inet_ntop(AF_INET, &sa.sin_addr, host, (socklen_t)hsize);
         *port = ntohs(sa.sin_port);
-    }
-}
-
-/* Writes all of buf, retrying on EINTR and short writes. */
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Polls fd for reading until deadline; 1 ready, 0 timed out, <0 -errno. */
-static int poll_in(int fd, uint64_t deadline)
-{
-    for (;;) {
-        double rem = yti_remaining(deadline);
-        int ms = rem < 0 ? -1 : (int)(rem * 1000.0 + 0.999);
-        if (ms > 1000000)
-            ms = 1000000;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        int rc = poll(&p, 1, ms);
-        if (rc > 0)
-            return 1;
-        if (rc == 0) {
-            if (rem >= 0 && yti_remaining(deadline) <= 0)
-                return 0;
-            continue;
-        }
-        if (errno != EINTR)
-            return -errno;
     }
 }
 
@@ -309,7 +253,7 @@ static size_t read_greeting(int fd, char *buf, size_t cap)
     uint64_t deadline = yti_deadline(YTI_HANDSHAKE_TIMEOUT);
     size_t n = 0;
     while (n < cap) {
-        if (poll_in(fd, deadline) <= 0)
+        if (yti_net_poll_in(fd, deadline) <= 0)
             break;
         ssize_t r = recv(fd, buf + n, 1, 0);
         if (r < 0 && errno == EINTR)
@@ -400,7 +344,7 @@ static void *sender_main(void *arg)
         int err = 0;
         if (rc == YT_ETIMEDOUT) {
             if (heartbeat_allowed(c))
-                err = write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);
+                err = yti_net_write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);
         } else {
             size_t k = 0;
             for (size_t i = 0; i < n; i++) {
@@ -454,7 +398,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             return -ECANCELED;
         double to = atomic_load_explicit(&c->timeout, memory_order_relaxed);
         uint64_t deadline = st->timed_out ? yti_deadline(1.0) : st->last_rx + (uint64_t)(to * 1e9);
-        int pr = poll_in(fd, deadline);
+        int pr = yti_net_poll_in(fd, deadline);
         if (pr < 0)
             return pr;
         if (pr == 0) {
@@ -678,7 +622,7 @@ static bool host_handshake(yt_connection *c, int fd)
     char reply[YTI_GREETING_MAX];
     size_t rn = yti_hs_host_reply(r, c->id1, (long)getpid(), reply);
     if (rn)
-        write_all(fd, reply, rn);
+        yti_net_write_all(fd, reply, rn);
     if (r != YTI_HS_OK)
         return false;
     yti_mutex_lock(&c->lock);
@@ -699,7 +643,7 @@ static void *host_main(void *arg)
 
     bool connected = false;
     while (yti_conn_state(c) == YTI_WAITING) {
-        int pr = poll_in(lfd, yti_deadline(0.25));
+        int pr = yti_net_poll_in(lfd, yti_deadline(0.25));
         if (yti_conn_state(c) != YTI_WAITING)
             break;
         if (pr <= 0)
@@ -743,7 +687,7 @@ static void *host_main(void *arg)
 int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries)
 {
     struct in_addr ip;
-    int rc = resolve4(a->host, true, &ip);
+    int rc = yti_net_resolve4(a->host, true, &ip);
     if (rc)
         return rc;
     if (max_tries < 1)
@@ -839,7 +783,7 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
     if (timeout < 0.01)
         timeout = 0.01;
     struct in_addr ip;
-    int rc = resolve4(a->host, false, &ip);
+    int rc = yti_net_resolve4(a->host, false, &ip);
     if (rc)
         return rc;
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port),
@@ -861,7 +805,7 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
     /* The client speaks first, then reads the host's line. */
     char greet[YTI_GREETING_MAX];
     size_t gn = yti_greeting_format(c->id1, (long)getpid(), greet);
-    int werr = write_all(fd, greet, gn);
+    int werr = yti_net_write_all(fd, greet, gn);
     char line[YTI_HANDSHAKE_LINE_MAX];
     size_t n = werr ? 0 : read_greeting(fd, line, sizeof line);
     uint64_t peer_id = 0;

@@ -203,6 +203,14 @@ void yti_thread_join(yti_thread *t)
     atomic_store(&t->started, false);
 }
 
+void yti_thread_detach(yti_thread *t)
+{
+    if (atomic_load(&t->started)) {
+        pthread_detach(t->t);
+        atomic_store(&t->started, false);
+    }
+}
+
 bool yti_thread_is_self(const yti_thread *t)
 {
     return atomic_load(&t->started) && pthread_equal(t->t, pthread_self());

@@ -62,6 +62,8 @@ int yti_thread_start(yti_thread *t, void *(*fn)(void *), void *arg, const char *
                      size_t stack_size);
 /* Joins a started thread; does nothing for one never started. Must not be its own thread. */
 void yti_thread_join(yti_thread *t);
+/* Detaches a started thread: nobody joins it; its resources go when it returns. */
+void yti_thread_detach(yti_thread *t);
 /* True when called on thread t. */
 bool yti_thread_is_self(const yti_thread *t);
 
