@@ -247,7 +247,9 @@ static void test_req_rep(void)
     kill(rep.pid, SIGTERM);
     CU_ASSERT_EQUAL(finish(&rep, 10), 0);
 
-    /* A bound replier serves one peer; a fresh one for each call below. */
+    /* A bound replier binds again when its peer leaves: one replier for every call below. */
+    spawn(&rep, (const char *[]){"rep", "localhost:0", "calc", "--verbose", NULL});
+    port = bound_port(&rep);
     const char *calls[][8] = {
         {"upper", "\"shout\"", NULL},
         {"echo", "[1, {\"k\": null}]", NULL},
@@ -258,8 +260,6 @@ static void test_req_rep(void)
     const int want_rc[] = {0, 0, 4, 4};
     const char *want_err[] = {NULL, NULL, "Method 'nope' not implemented.", "add() takes numbers"};
     for (int i = 0; i < 4; i++) {
-        spawn(&rep, (const char *[]){"rep", "localhost:0", "calc", "--verbose", NULL});
-        port = bound_port(&rep);
         const char *args[12] = {"req", addr(a, port), "calc"};
         int n = 3;
         for (int k = 0; calls[i][k]; k++)
@@ -270,9 +270,10 @@ static void test_req_rep(void)
         CU_ASSERT_EQUAL(strncmp(req.outbuf, want_out[i], strlen(want_out[i])), 0);
         if (want_err[i])
             CU_ASSERT_PTR_NOT_NULL(strstr(req.errbuf, want_err[i]));
-        kill(rep.pid, SIGTERM);
-        CU_ASSERT_EQUAL(finish(&rep, 10), 0);
     }
+    CU_ASSERT_TRUE(wait_err(&rep, "bound again at", 5.0));
+    kill(rep.pid, SIGTERM);
+    CU_ASSERT_EQUAL(finish(&rep, 10), 0);
 
     /* Keyword arguments: echo's sleep. */
     spawn(&rep, (const char *[]){"rep", "localhost:0", "calc", "--verbose", NULL});

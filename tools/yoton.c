@@ -138,14 +138,17 @@ static const char *command_help(const char *cmd)
         {"rep", "usage: yoton rep ADDRESS SLOT [--bind|--connect]\n"
                 "Serves requests on channel SLOT until interrupted: echo(x, sleep=0) replies\n"
                 "[x, hex id]; add(a, b, ...) the sum; upper(s) s in upper case; sleep(s)\n"
-                "waits s seconds and replies s. Binds by default.\n"},
+                "waits s seconds and replies s. Binds by default; when its peer leaves it\n"
+                "binds the same port again for the next one.\n"},
         {"state", "usage: yoton state ADDRESS SLOT [--bind|--connect] [--type ...] [VALUE]\n"
                   "With VALUE: sets the state of channel SLOT (obj: VALUE is JSON) and keeps\n"
-                  "serving it until interrupted (binds by default). Without VALUE: prints the\n"
+                  "serving it until interrupted (binds by default, and again for the next peer\n"
+                  "when one leaves). Without VALUE: prints the\n"
                   "current state once it is known and exits (3 after --timeout, default 5).\n"},
         {"broker", "usage: yoton broker --bind ADDRESS ... --connect ADDRESS ...\n"
                    "A context with no channels: relays every package between its connections\n"
-                   "until interrupted. Each --bind accepts one peer.\n"},
+                   "until interrupted. Each --bind accepts one peer at a time and binds again\n"
+                   "when it leaves.\n"},
         {"request", "usage: yoton request ADDRESS TEXT [--timeout S]\n"
                     "Sends TEXT to the line server at ADDRESS and prints the reply without its\n"
                     "CR LF. Exit 2 when nobody listens, 3 on time-out (the partial reply is\n"
@@ -393,6 +396,28 @@ static void report_peer(yt_connection *c, bool *reported)
         note("%s: peer connected: context %016llx, pid %ld", yt_connection_name(c),
              (unsigned long long)yt_connection_id2(c), yt_connection_pid2(c));
     }
+}
+
+/* A serving command's bound connection whose peer left: bind the same port again, so the next
+ * peer finds it. Returns false (after reporting) when that is not possible. */
+static bool rebind_if_closed(yt_context *ctx, yt_connection **c, bool *reported)
+{
+    if (yt_connection_is_alive(*c))
+        return true;
+    char host[64], address[96];
+    yt_connection_hostname1(*c, host, sizeof host);
+    snprintf(address, sizeof address, "%s:%d", host, yt_connection_port1(*c));
+    yt_connection *n = NULL;
+    if (yt_context_bind(ctx, address, 1, yt_connection_name(*c), &n) != YT_OK) {
+        fail(EX_CONNECT, "cannot bind %s again: %s", address, yt_last_error());
+        return false;
+    }
+    note("%s: bound again at %s, waiting for a peer", yt_connection_name(n), address);
+    watch(n);
+    yt_connection_release(*c);
+    *c = n;
+    *reported = false;
+    return true;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -655,10 +680,15 @@ static int cmd_rep(yt_context *ctx, opts *o)
     yt_connection *c;
     if ((rc = open_link(ctx, o->pos[0], o->bind != 0, &c)) == EX_OK) {
         bool reported = false;
+        bool bound = o->bind != 0;
         while (!interrupted) {
             yt_rep_process(rep, 0.1);
             report_peer(c, &reported);
             pump(0);
+            if (bound && !rebind_if_closed(ctx, &c, &reported)) {
+                rc = EX_CONNECT;
+                break;
+            }
         }
         yt_connection_release(c);
     }
@@ -692,9 +722,12 @@ static int cmd_state(yt_context *ctx, opts *o)
         }
         if (r != YT_OK)
             rc = fail(EX_INPUT, "cannot set the state: %s", yt_last_error());
+        bool bound = o->bind != 0;
         while (rc == EX_OK && !interrupted) {
             report_peer(c, &reported);
             pump(0.1);
+            if (bound && !rebind_if_closed(ctx, &c, &reported))
+                rc = EX_CONNECT;
         }
     } else {
         double end = now() + (o->timeout >= 0 ? o->timeout : 5.0);
@@ -727,8 +760,11 @@ static int cmd_broker(yt_context *ctx, opts *o)
     if (rc)
         n--;
     while (rc == EX_OK && !interrupted) {
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             report_peer(links[i], &reported[i]);
+            if (i < o->nbinds && !rebind_if_closed(ctx, &links[i], &reported[i]))
+                rc = EX_CONNECT;
+        }
         pump(0.1);
     }
     for (int i = 0; i < n; i++)
