@@ -309,6 +309,8 @@ int yt_channel_recv(yt_channel *ch, double timeout, yt_msg **out)
         *out = NULL;
     if (!ch || !out)
         return yti_error(YT_EINVAL, "Invalid argument");
+    if (ch->ops && ch->ops->recv)
+        return ch->ops->recv(ch, timeout, out);
     if (!ch->q)
         return yti_error(YT_EINVAL, "This channel does not receive messages");
     if (yt_channel_closed(ch))
@@ -455,7 +457,10 @@ int yt_channel_set_refuse_when_full(yt_channel *ch, bool on)
 yt_msg *yt_channel_next(yt_channel *ch)
 {
     yt_msg *m = NULL;
-    yt_channel_recv(ch, 0, &m);
+    /* Iterating takes queued messages. A state channel has no queue and returns its state on
+     * every recv, so a loop over it would never end. */
+    if (ch && ch->q)
+        yt_channel_recv(ch, 0, &m);
     return m;
 }
 

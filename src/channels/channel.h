@@ -31,6 +31,9 @@ typedef struct yti_channel_ops {
     /* After a deposit: true when the receiver should stop reading its connection until the
      * channel's queue has room again (sync mode). Without locks. May be NULL. */
     bool (*wants_pause)(yt_channel *ch);
+    /* yt_channel_recv() for kinds that keep no queue (state channels): called instead of
+     * waiting on the queue, after the argument checks, without locks. NULL = the queue. */
+    int (*recv)(yt_channel *ch, double timeout, yt_msg **out);
     /* After the user took messages (recv, recv_all, select), without locks. May be NULL. */
     void (*after_recv)(yt_channel *ch);
     /* The channel was closed (by its owner or its context): wake the kind's own waiters. May
