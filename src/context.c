@@ -54,6 +54,7 @@ struct yt_context {
     yti_conn_config cfg;
     yt_context_options opts;
     atomic_uint_least64_t app_alive;
+    atomic_uint holds; /* channel code using the context without its lock (yti_context_hold) */
 
     yt_connection **conns; /* each holds a reference */
     size_t nconns, capconns;
@@ -206,11 +207,25 @@ static yt_connection **take_conns(yt_context *ctx, size_t *n)
     return v;
 }
 
+void yti_context_hold(yt_context *ctx)
+{
+    atomic_fetch_add_explicit(&ctx->holds, 1, memory_order_acquire);
+}
+
+void yti_context_unhold(yt_context *ctx)
+{
+    atomic_fetch_sub_explicit(&ctx->holds, 1, memory_order_release);
+}
+
 void yt_context_free(yt_context *ctx)
 {
     if (!ctx)
         return;
     yt_context_close_channels(ctx);
+    /* No channel can take a new hold now (they are all detached); wait for the ones in flight,
+     * e.g. a replier thread sending its reply. Each is short (a send waits at most 1 s). */
+    while (atomic_load_explicit(&ctx->holds, memory_order_acquire) > 0)
+        yti_sleep(0.001);
     size_t n;
     yt_connection **v = take_conns(ctx, &n);
     for (size_t i = 0; i < n; i++) {

@@ -115,6 +115,11 @@ bool yti_context_link_alive(yt_context *ctx, uint64_t link_id);
 int yti_context_register(yt_context *ctx, yt_channel *ch, uint64_t slot_out, uint64_t slot_in,
                          const char *name_out, const char *name_in);
 void yti_context_unregister(yt_context *ctx, yt_channel *ch);
+/* Marks the context in use by channel code that got it from a channel without holding the
+ * context lock; yt_context_free waits until every hold is released. Take holds only through
+ * yti_channel_hold_ctx (under the channel lock, so none can start once channels are detached). */
+void yti_context_hold(yt_context *ctx);
+void yti_context_unhold(yt_context *ctx);
 yt_loop *yti_context_loop(yt_context *ctx);
 const yti_conn_config *yti_context_config(yt_context *ctx);
 uint64_t yti_context_own_id(const yt_context *ctx);

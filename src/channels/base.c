@@ -195,12 +195,23 @@ bool yt_channel_closed(yt_channel *ch)
     return !ch || atomic_load(&ch->closed);
 }
 
-yt_context *yti_channel_ctx(yt_channel *ch)
+yt_context *yti_channel_hold_ctx(yt_channel *ch)
 {
     yti_mutex_lock(&ch->lock);
     yt_context *ctx = ch->ctx;
+    if (ctx)
+        yti_context_hold(ctx);
     yti_mutex_unlock(&ch->lock);
     return ctx;
+}
+
+void yti_channel_touch(yt_channel *ch)
+{
+    yt_context *ctx = yti_channel_hold_ctx(ch);
+    if (ctx) {
+        yti_context_touch(ctx);
+        yti_context_unhold(ctx);
+    }
 }
 
 void yti_channel_after_deposit(yt_channel *ch)
@@ -317,9 +328,7 @@ int yt_channel_recv(yt_channel *ch, double timeout, yt_msg **out)
         return yti_error(YT_ECLOSED, "The channel is closed");
     uint64_t deadline = yti_deadline(timeout);
     for (;;) {
-        yt_context *ctx = yti_channel_ctx(ch);
-        if (ctx)
-            yti_context_touch(ctx);
+        yti_channel_touch(ch);
         /* Wake up now and then to keep showing the application alive (heartbeat policy
          * "app") while it waits here. */
         uint64_t step = yti_deadline(YTI_HEARTBEAT_INTERVAL);
@@ -354,9 +363,7 @@ int yt_channel_recv_all(yt_channel *ch, yt_msg ***msgs, size_t *n)
         return yti_error(YT_EINVAL, "This channel does not receive messages");
     if (yt_channel_closed(ch))
         return yti_error(YT_ECLOSED, "The channel is closed");
-    yt_context *ctx = yti_channel_ctx(ch);
-    if (ctx)
-        yti_context_touch(ctx);
+    yti_channel_touch(ch);
     size_t cap = yti_queue_len(ch->q);
     if (cap == 0) {
         yti_channel_after_recv_hook(ch);
@@ -399,8 +406,10 @@ yti_pkg *yti_channel_unwrap(yt_channel *ch, yti_pkg *p)
 {
     if (!ch->zlib)
         return p;
-    yt_context *ctx = yti_channel_ctx(ch);
+    yt_context *ctx = yti_channel_hold_ctx(ch);
     size_t max = ctx ? yti_context_config(ctx)->max_package_size : ((size_t)1 << 30);
+    if (ctx)
+        yti_context_unhold(ctx);
     yti_pkg *q = NULL;
     int rc = yti_zlib_inflate(p, max, &q);
     yti_pkg_unref(p);
@@ -438,12 +447,14 @@ int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p)
 
 int yti_channel_send_raw(yt_channel *ch, yti_pkg *p)
 {
-    yt_context *ctx = yti_channel_ctx(ch);
+    yt_context *ctx = yti_channel_hold_ctx(ch);
     if (!ctx) {
         yti_pkg_unref(p);
         return yti_error(YT_ECLOSED, "The channel is closed");
     }
-    return yti_context_send_ex(ctx, p, atomic_load(&ch->refuse_when_full));
+    int rc = yti_context_send_ex(ctx, p, atomic_load(&ch->refuse_when_full));
+    yti_context_unhold(ctx);
+    return rc;
 }
 
 int yt_channel_set_refuse_when_full(yt_channel *ch, bool on)

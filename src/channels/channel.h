@@ -102,8 +102,10 @@ void yti_channel_unwatch(yt_channel *ch, yti_watch *w);
 /* Runs the kind's after_recv hook. */
 void yti_channel_after_recv_hook(yt_channel *ch);
 
-/* The channel's context with the channel's lock held briefly; NULL when closed. */
-yt_context *yti_channel_ctx(yt_channel *ch);
+/* The channel's context, held (release with yti_context_unhold), or NULL when closed. */
+yt_context *yti_channel_hold_ctx(yt_channel *ch);
+/* Shows the application alive to the channel's context (heartbeat policy "app"). */
+void yti_channel_touch(yt_channel *ch);
 /* Sends a package (consumed) through the channel's context, through the kind's send hook if it
  * has one. YT_ECLOSED when closed. */
 int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p);

@@ -154,8 +154,11 @@ int yt_pub_new(yt_context *ctx, const char *slot_base, const char *type, yt_chan
 
 static void send_status(yt_channel *ch, const char *what)
 {
-    yt_context *ctx = yti_channel_ctx(ch);
-    if (!ctx || !yti_context_is_connected(ctx))
+    yt_context *ctx = yti_channel_hold_ctx(ch);
+    bool connected = ctx && yti_context_is_connected(ctx);
+    if (ctx)
+        yti_context_unhold(ctx);
+    if (!connected)
         return;
     yti_pkg *p = yti_pkg_from(what, strlen(what), ch->slot_out, 0, 0);
     if (p)
@@ -327,9 +330,7 @@ static int select_wait(yt_channel *const *subs, size_t n, double timeout)
         uint64_t seen = w.seq;
         yti_mutex_unlock(&w.lock);
         for (size_t i = 0; i < n; i++) {
-            yt_context *ctx = yti_channel_ctx(subs[i]);
-            if (ctx)
-                yti_context_touch(ctx);
+            yti_channel_touch(subs[i]);
             sub_check(subs[i]);
         }
         int best = pick(subs, n);

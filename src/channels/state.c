@@ -124,9 +124,7 @@ static int state_recv(yt_channel *ch, double timeout, yt_msg **out)
     (void)timeout;
     if (yt_channel_closed(ch))
         return yti_error(YT_ECLOSED, "The channel is closed");
-    yt_context *ctx = yti_channel_ctx(ch);
-    if (ctx)
-        yti_context_touch(ctx);
+    yti_channel_touch(ch);
     state_impl *st = ch->impl;
     yti_mutex_lock(&st->lock);
     yti_pkg *p = yti_pkg_ref(st->inner);
