@@ -89,6 +89,10 @@ bool yti_conn_name_is(yt_connection *c, const char *name);
 /* Makes every event queued by sig hold a reference on its source: ref(source) when posted,
  * unref(source) when it has run or was dropped. */
 void yti_signal_set_source_hooks(yt_signal *sig, void (*ref)(void *), void (*unref)(void *));
+/* yt_loop_call_later for delay <= 0 with a drop hook: drop(user) runs instead of fn(user) when
+ * the call is discarded before it ran (its loop freed). On failure neither runs. */
+int yti_loop_call_soon(yt_loop *l, double delay, yt_callback_fn fn, yt_callback_fn drop,
+                       void *user);
 /* Monotonic ns of the last yt_loop_process()/yt_loop_run() activity on loop (0 if never). */
 uint64_t yti_loop_last_activity(yt_loop *loop);
 /* Threads blocked in yt_loop_process()/yt_loop_run() on l right now (for tests). */

@@ -70,6 +70,7 @@ typedef struct event {
     yt_signal *sig;
     uint64_t binding;
     yt_callback_fn fn;
+    yt_callback_fn drop; /* plain calls: run instead of fn when the call is dropped */
     void *user;
     int flag;
     bool has_text;
@@ -278,9 +279,18 @@ static void timer_unref_locked(yt_timer *t)
 static void event_drop_locked(yt_loop *l, event *ev)
 {
     yt_signal *sig = ev->sig;
+    yt_callback_fn drop = ev->drop;
+    void *user = ev->user;
     free(ev);
-    if (!sig)
+    if (!sig) {
+        /* A plain call that will never run: let its owner release what it carries. */
+        if (drop) {
+            yti_mutex_unlock(&l->mu);
+            drop(user);
+            yti_mutex_lock(&l->mu);
+        }
         return;
+    }
     if (sig->src_unref) {
         void (*unref)(void *) = sig->src_unref;
         void *src = sig->source;
@@ -687,6 +697,14 @@ void yt_loop_stop(yt_loop *l)
 
 int yt_loop_call_later(yt_loop *l, double delay, yt_callback_fn fn, void *user)
 {
+    return yti_loop_call_soon(l, delay, fn, NULL, user);
+}
+
+int yti_loop_call_soon(yt_loop *l, double delay, yt_callback_fn fn, yt_callback_fn drop,
+                       void *user)
+{
+    if (drop && delay > 0)
+        return yti_error(YT_EINVAL, "a drop hook needs delay <= 0");
     if (!l || !fn)
         return yti_error(YT_EINVAL, "call_later needs a loop and a function");
     if (delay != delay)
@@ -713,6 +731,7 @@ int yt_loop_call_later(yt_loop *l, double delay, yt_callback_fn fn, void *user)
         if (!ev)
             return yti_error(YT_ENOMEM, "Out of memory for an event");
         ev->fn = fn;
+        ev->drop = drop;
         ev->user = user;
         yti_mutex_lock(&l->mu);
         if (l->closed) {

@@ -1111,6 +1111,34 @@ static void test_invalid_arguments(void)
     yt_loop_free(l);
 }
 
+static void count_up(void *user)
+{
+    (*(int *)user)++;
+}
+
+static void test_call_soon_drop_hook(void)
+{
+    /* A call that runs: fn, never drop. */
+    yt_loop *l;
+    CU_ASSERT_EQUAL_FATAL(yt_loop_new(&l), YT_OK);
+    int ran = 0, dropped = 0;
+    CU_ASSERT_EQUAL(yti_loop_call_soon(l, 0, count_up, count_up, &ran), YT_OK);
+    CU_ASSERT_EQUAL(yt_loop_process(l, 0), 1);
+    CU_ASSERT_EQUAL(ran, 1);
+    /* Calls still queued when the loop goes: drop, never fn (one at the front, one behind). */
+    int never = 0;
+    CU_ASSERT_EQUAL(yti_loop_call_soon(l, 0, count_up, count_up, &dropped), YT_OK);
+    CU_ASSERT_EQUAL(yti_loop_call_soon(l, -1, count_up, count_up, &dropped), YT_OK);
+    CU_ASSERT_EQUAL(yt_loop_call_later(l, 0, count_up, &never), YT_OK);
+    yt_loop_free(l);
+    CU_ASSERT_EQUAL(dropped, 2);
+    CU_ASSERT_EQUAL(never, 0);
+    /* A drop hook is for immediate calls only. */
+    yt_loop_new(&l);
+    CU_ASSERT_EQUAL(yti_loop_call_soon(l, 1.0, count_up, count_up, &ran), YT_EINVAL);
+    yt_loop_free(l);
+}
+
 void yt_suite_events(void)
 {
     static const yt_test_def t[] = {
@@ -1142,6 +1170,7 @@ void yt_suite_events(void)
         {"next_timeout", test_next_timeout},
         {"default_loop", test_default_loop},
         {"invalid_arguments", test_invalid_arguments},
+        {"call_soon_drop_hook", test_call_soon_drop_hook},
         {NULL, NULL}};
     yt_add_suite("events", t);
 }

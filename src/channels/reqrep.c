@@ -192,6 +192,14 @@ static void run_cb(void *arg)
     free(c);
 }
 
+/* A posted callback whose loop was freed before it ran: release what it holds. */
+static void drop_cb(void *p)
+{
+    cb_post *c = p;
+    future_unref(c->f);
+    free(c);
+}
+
 /* Posts one callback (f's lock held). If it cannot be posted, it is never called. */
 static int post_cb_locked(yt_future *f, done_fn fn, void *user)
 {
@@ -201,7 +209,7 @@ static int post_cb_locked(yt_future *f, done_fn fn, void *user)
     c->f = future_ref(f);
     c->fn = fn;
     c->user = user;
-    int rc = yt_loop_call_later(f->loop, 0, run_cb, c);
+    int rc = yti_loop_call_soon(f->loop, 0, run_cb, drop_cb, c);
     if (rc != YT_OK) {
         atomic_fetch_sub_explicit(&f->refs, 1, memory_order_relaxed); /* never the last */
         free(c);
