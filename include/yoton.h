@@ -694,10 +694,14 @@ YT_API int yt_req_set_auto_cancel_timeout(yt_channel *req, double seconds);
  * Makes progress by itself (re-announcing the request, noticing a lost replier) without any
  * event loop running. YT_ETIMEDOUT (still pending; call again), YT_ECANCELED, YT_EREMOTE (the
  * replier reported an error; yt_future_exception() has its message), YT_ECONNLOST (the chosen
- * replier's connection closed before it answered), YT_EDECODE (the reply could not be decoded).
+ * replier's connection closed before it answered), YT_EDECODE (the reply could not be decoded),
+ * YT_ECLOSED (the requester channel was closed: a call not yet taken by a replier then also
+ * reads as cancelled).
  */
 YT_API int yt_future_result(yt_future *f, double timeout, yt_value **out);
-/** Like yt_future_result, but cancels the request when it times out (if still cancellable). */
+/** Like yt_future_result, but cancels the request when it times out: YT_ECANCELED when that
+ *  cancelled it, YT_ETIMEDOUT when a replier had already taken it (it can no longer be
+ *  cancelled; wait again or give up). */
 YT_API int yt_future_result_or_cancel(yt_future *f, double timeout, yt_value **out);
 /** The error message of a failed future (borrowed, valid while f lives), or NULL. */
 YT_API const char *yt_future_exception(yt_future *f);
@@ -721,7 +725,10 @@ YT_API void yt_future_free(yt_future *f);
 /**
  * A request handler: called with the positional args (a tuple) and keyword args (a dict),
  * both borrowed. Returns the result (consumed by the library), or NULL after writing a message
- * into err (errsize bytes): the caller's future then fails with YT_EREMOTE and that message.
+ * into err (errsize bytes): the caller's future then fails with YT_EREMOTE and that message
+ * followed by "\n" (the reference's error replies end their first line so; a requester should
+ * treat the message as text). An unknown method fails with "Method '<name>' not implemented.".
+ * A result that cannot be encoded also gives an error reply (the reference sends nothing).
  */
 typedef yt_value *(*yt_rep_fn)(const yt_value *args, const yt_value *kwargs, void *user,
                                char *err, size_t errsize);
