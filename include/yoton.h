@@ -558,9 +558,9 @@ typedef struct yt_channel yt_channel;
  * YT_ZLIB(YT_TEXT) = "zlib-txt". Payloads on the wire are zlib streams (RFC 1950, what Python's
  * zlib.compress() writes) of the inner type's bytes; send and recv compress and decompress
  * transparently, so yt_msg_data() gives the inner bytes. A Python peer can implement the same
- * type in a few lines (see docs/message-types.md). Decompression is bounded by the context's maximum package
- * size; a payload that is not valid zlib or inflates beyond it is dropped and counted in
- * yt_channel_discarded().
+ * type in a few lines (see docs/message-types.md). Decompression is bounded by the context's
+ * maximum package size; a payload that is not valid zlib or inflates beyond it is dropped and
+ * counted in yt_channel_discarded().
  */
 #define YT_ZLIB(type) "zlib-" type
 
