@@ -619,18 +619,20 @@ static bool host_handshake(yt_connection *c, int fd)
     uint64_t peer_id = 0;
     long peer_pid = 0;
     yti_hs_result r = yti_greeting_parse(line, n, c->id1, &peer_id, &peer_pid);
+    if (r == YTI_HS_OK) {
+        /* Recorded before the reply goes out: once the peer knows it is connected, this end
+         * already knows who the peer is. */
+        yti_mutex_lock(&c->lock);
+        c->id2 = peer_id;
+        c->pid2 = peer_pid;
+        sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
+        yti_mutex_unlock(&c->lock);
+    }
     char reply[YTI_GREETING_MAX];
     size_t rn = yti_hs_host_reply(r, c->id1, (long)getpid(), reply);
     if (rn)
         yti_net_write_all(fd, reply, rn);
-    if (r != YTI_HS_OK)
-        return false;
-    yti_mutex_lock(&c->lock);
-    c->id2 = peer_id;
-    c->pid2 = peer_pid;
-    sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
-    yti_mutex_unlock(&c->lock);
-    return true;
+    return r == YTI_HS_OK;
 }
 
 static void *host_main(void *arg)

@@ -561,6 +561,9 @@ int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full)
     }
     p->source_id = ctx->id;
     p->source_seq = ++ctx->send_seq;
+    /* Sent packages take a place in the same local order as received ones, so that "which
+     * came last here" has one answer (state channels rely on it). */
+    p->recv_seq = ++ctx->recv_seq;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
         if (yti_conn_state(c) >= YTI_WAITING)

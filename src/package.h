@@ -30,7 +30,8 @@ typedef struct yt_msg {
     uint64_t source_seq;
     uint64_t dest_id;
     uint64_t dest_seq;
-    uint64_t recv_seq; /* local, never on the wire */
+    uint64_t recv_seq; /* local, never on the wire: the order in which packages were received
+                          or sent at this context (assigned under the context lock) */
     uint64_t via;      /* local: the link (yti_conn_link_id) it arrived on; 0 if sent here */
     size_t len;
     unsigned char *data; /* points at payload[] */

@@ -47,6 +47,11 @@ typedef struct proc_net {
     recorder closed, timedout;
 } proc_net;
 
+static bool conn_up(void *c)
+{
+    return yt_connection_is_connected(c);
+}
+
 /* This process binds; the peer process connects. */
 static void proc_up(proc_net *p)
 {
@@ -68,6 +73,7 @@ static void proc_up(proc_net *p)
     char line[128];
     CU_ASSERT_TRUE_FATAL(peer_line(p->out, line, sizeof line));
     CU_ASSERT_EQUAL(strncmp(line, "CONNECTED ", 10), 0);
+    CU_ASSERT_TRUE(wait_until(NULL, conn_up, p->c, 3.0));
     /* The peer's context id, as it printed it, is what the handshake told us. */
     CU_ASSERT_EQUAL(strtoull(line + 10, NULL, 10), yt_connection_id2(p->c));
     CU_ASSERT_EQUAL(yt_connection_pid2(p->c), (long)p->pid);

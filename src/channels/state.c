@@ -18,9 +18,12 @@
  * Threads and locks. `lock` (a channel lock in the order of core.h) guards the current state and
  * is only ever held for a few pointer swaps: deposits take it under the context lock. Sends are
  * serialised by `send_lock`, taken before and never under the context lock, so a value is
- * compared, sent and installed as one step with respect to other sends. Every state change gets
- * a version number from one counter, in the order deposits and sends happened; a slow inflate
- * finishing late never replaces a newer state.
+ * compared, sent and installed as one step with respect to other sends. The version of a state
+ * is its package's recv_seq, which the context assigns under its lock to every package sent or
+ * received, in one order: so the state kept here is always the one that came last at this
+ * context, exactly the order in which it forwarded them (a value sent here and one arriving
+ * while it is being sent can no longer end up in opposite orders here and downstream), and a
+ * slow inflate finishing late never replaces a newer state.
  */
 #include "channel.h"
 
@@ -34,8 +37,7 @@ typedef struct state_impl {
     yti_mutex send_lock; /* serialises sends and send_last */
     yti_pkg *wire;       /* the current state as sent/received, or NULL */
     yti_pkg *inner;      /* its payload as the user sees it (== wire for plain types) */
-    uint64_t version;    /* version of wire/inner */
-    uint64_t counter;    /* last version handed out */
+    uint64_t version;    /* version (recv_seq) of wire/inner */
     yti_pkg *incoming;   /* zlib: arrived, not inflated yet */
     uint64_t incoming_version;
 } state_impl;
@@ -73,7 +75,7 @@ static void state_deposit(yt_channel *ch, yti_pkg *p)
     state_impl *st = ch->impl;
     bool emit = false;
     yti_mutex_lock(&st->lock);
-    uint64_t v = ++st->counter;
+    uint64_t v = p->recv_seq;
     if (ch->zlib) {
         /* Inflated in after_deposit, without the context lock. A newer arrival replaces one not
          * yet inflated: it would lose to it anyway. */
@@ -175,7 +177,7 @@ static int state_send(yt_channel *ch, yti_pkg *p)
         /* Only this thread and the context touched the package so far; the context stamped
          * its source fields before send_raw returned. */
         yti_mutex_lock(&st->lock);
-        install_locked(st, wire, inner, ++st->counter);
+        install_locked(st, wire, inner, wire->recv_seq);
         yti_mutex_unlock(&st->lock);
     } else {
         yti_pkg_unref(wire);
