@@ -703,7 +703,8 @@ YT_API int yt_future_result(yt_future *f, double timeout, yt_value **out);
  *  cancelled it, YT_ETIMEDOUT when a replier had already taken it (it can no longer be
  *  cancelled; wait again or give up). */
 YT_API int yt_future_result_or_cancel(yt_future *f, double timeout, yt_value **out);
-/** The error message of a failed future (borrowed, valid while f lives), or NULL. */
+/** The error message of a failed future (borrowed, valid while f lives), or NULL. A replier's
+ *  message ends with "\n", as the reference's do. */
 YT_API const char *yt_future_exception(yt_future *f);
 /** Cancels a request no replier has taken yet; true when it is now cancelled. A running
  *  request cannot be cancelled (it may already be executing). */
@@ -757,6 +758,11 @@ YT_API int yt_rep_process(yt_channel *rep, double timeout);
  * unchanged value is not sent again, an empty one is ignored) and yt_channel_recv() returns the
  * latest without waiting (YT_EAGAIN before any state exists). A context that connects makes
  * every state channel in the network send its state again, so newcomers learn it.
+ *
+ * As in the reference the last arrival wins and there are no timestamps: when a context joins,
+ * every state channel re-sends what it holds, readers included, so for a moment an older copy
+ * may arrive after a newer one. A program that owns a state and must have it win should send
+ * it again (yt_state_send_last) after others joined.
  * ------------------------------------------------------------------------------------------- */
 
 YT_API int yt_state_new(yt_context *ctx, const char *slot_base, const char *type,
