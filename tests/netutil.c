@@ -1,5 +1,8 @@
 #include "netutil.h"
 
+#include "hash.h"
+#include "testutil.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -14,11 +17,94 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
+double mono_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+bool is_connected(void *conn)
+{
+    return yt_connection_is_connected(conn);
+}
+
+uint64_t slot_of(const char *base, const char *type, const char *pattern)
+{
+    uint64_t s = 0;
+    CU_ASSERT_EQUAL(yti_slot_id(base, type, pattern, &s), YT_OK);
+    return s;
+}
+
+void raw_send_pkg(int fd, uint64_t slot, uint64_t src, uint64_t seq, uint64_t dest,
+                  uint64_t dest_seq, const void *data, size_t len)
+{
+    yti_header h = {YTI_CONTROL, slot, src, seq, dest, dest_seq, len};
+    unsigned char b[YTI_HEADER_SIZE];
+    yti_header_encode(&h, b);
+    CU_ASSERT_EQUAL(send(fd, b, sizeof b, MSG_NOSIGNAL), (ssize_t)sizeof b);
+    if (len)
+        CU_ASSERT_EQUAL(send(fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+bool raw_read_pkg(int fd, yti_header *h, void *data, size_t cap, double timeout)
+{
+    double end = mono_now() + timeout;
+    unsigned char b[YTI_HEADER_SIZE];
+    while (mono_now() < end) {
+        if (raw_read_n(fd, b, sizeof b, end - mono_now()) != sizeof b)
+            return false;
+        if (yti_header_decode(b, h) != YT_OK)
+            return false;
+        if (h->len == 0)
+            continue;
+        if (h->len >= cap || raw_read_n(fd, data, (size_t)h->len, end - mono_now()) != h->len)
+            return false;
+        ((char *)data)[h->len] = '\0';
+        return true;
+    }
+    return false;
+}
+
+int raw_listen(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    listen(fd, 4);
+    socklen_t len = sizeof sa;
+    getsockname(fd, (struct sockaddr *)&sa, &len);
+    *port = ntohs(sa.sin_port);
+    return fd;
+}
+
+void wire_up(wire *w, const yt_context_options *opts, uint64_t raw_id)
+{
+    memset(w, 0, sizeof *w);
+    yt_loop_new(&w->loop);
+    yt_context_options o;
+    if (opts)
+        o = *opts;
+    else
+        yt_context_options_init(&o);
+    o.loop = w->loop;
+    CU_ASSERT_EQUAL_FATAL(yt_context_new(&o, &w->ctx), YT_OK);
+    w->c = bind_any(w->ctx, &w->port);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w->c);
+    w->fd = raw_connect(w->port);
+    CU_ASSERT_FATAL(w->fd >= 0);
+    CU_ASSERT_TRUE_FATAL(raw_handshake(w->fd, raw_id));
+    CU_ASSERT_TRUE(wait_until(NULL, is_connected, w->c, 3.0));
+}
+
+void wire_down(wire *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    yt_connection_release(w->c);
+    yt_context_free(w->ctx);
+    yt_loop_free(w->loop);
 }
 
 void rec_handler(const yt_event *ev, void *user)
@@ -34,9 +120,9 @@ void rec_handler(const yt_event *ev, void *user)
 
 bool wait_until(yt_loop *loop, bool (*pred)(void *), void *arg, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = mono_now() + timeout;
     while (!pred(arg)) {
-        double left = end - now_s();
+        double left = end - mono_now();
         if (left <= 0)
             return pred(arg);
         if (loop)
@@ -49,8 +135,8 @@ bool wait_until(yt_loop *loop, bool (*pred)(void *), void *arg, double timeout)
 
 void spin(yt_loop *loop, double seconds)
 {
-    double end = now_s() + seconds;
-    for (double left; (left = end - now_s()) > 0;)
+    double end = mono_now() + seconds;
+    for (double left; (left = end - mono_now()) > 0;)
         yt_loop_process(loop, left < 0.02 ? left : 0.02);
 }
 
@@ -104,10 +190,10 @@ static bool readable(int fd, double timeout)
 
 size_t raw_read_line(int fd, char *buf, size_t cap, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = mono_now() + timeout;
     size_t n = 0;
     while (n + 1 < cap) {
-        double left = end - now_s();
+        double left = end - mono_now();
         if (left <= 0 || !readable(fd, left))
             break;
         ssize_t r = recv(fd, buf + n, 1, 0);
@@ -123,10 +209,10 @@ size_t raw_read_line(int fd, char *buf, size_t cap, double timeout)
 
 size_t raw_read_n(int fd, void *buf, size_t n, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = mono_now() + timeout;
     size_t got = 0;
     while (got < n) {
-        double left = end - now_s();
+        double left = end - mono_now();
         if (left <= 0 || !readable(fd, left))
             break;
         ssize_t r = recv(fd, (char *)buf + got, n - got, 0);

@@ -5,6 +5,7 @@
 #ifndef YT_NETUTIL_H
 #define YT_NETUTIL_H
 
+#include "package.h"
 #include "yoton.h"
 
 #include <stdbool.h>
@@ -49,6 +50,35 @@ bool raw_handshake(int fd, uint64_t fake_id);
 
 int count_fds(void);
 int count_threads(void);
+
+/* Monotonic time in seconds. */
+double mono_now(void);
+/* A predicate for wait_until: the connection is connected. */
+bool is_connected(void *conn);
+/* The slot id of base.type.pattern, as the library computes it. */
+uint64_t slot_of(const char *base, const char *type, const char *pattern);
+
+/* Writes one package (header + payload) as a peer would. */
+void raw_send_pkg(int fd, uint64_t slot, uint64_t src, uint64_t seq, uint64_t dest,
+                  uint64_t dest_seq, const void *data, size_t len);
+/* Reads the next package that has a payload (heartbeats skipped) within timeout; the payload is
+ * NUL-terminated in data (cap bytes). False on time-out, EOF, a bad header or a payload that does
+ * not fit. */
+bool raw_read_pkg(int fd, yti_header *h, void *data, size_t cap, double timeout);
+/* A listening socket on 127.0.0.1:0 played by the test; *port receives the port. */
+int raw_listen(int *port);
+
+/* A context bound at an ephemeral port with a raw client (fd) that did the handshake. */
+typedef struct wire {
+    yt_loop *loop;
+    yt_context *ctx;
+    yt_connection *c;
+    int fd;
+    int port;
+} wire;
+/* opts may be NULL; its loop is replaced by a private one. raw_id is the raw peer's id. */
+void wire_up(wire *w, const yt_context_options *opts, uint64_t raw_id);
+void wire_down(wire *w);
 
 /* Path of the yt_peer helper program. */
 const char *peer_path(void);

@@ -18,13 +18,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* Deterministic pseudo-random bytes (xorshift), so failures reproduce. */
 static void fill_random(unsigned char *b, size_t n, uint64_t seed)
 {
@@ -468,7 +461,7 @@ static void test_50mb_zlib_bin_between_contexts(void)
     fill_random(data, n, 7);
     for (size_t i = n / 4 * 3; i < n; i++)
         data[i] = (unsigned char)(data[i - 16384] ^ (i % 1000 == 0));
-    double t0 = now_s();
+    double t0 = mono_now();
     big_send bs = {pub, data, n, -99};
     pthread_t th;
     pthread_create(&th, NULL, send_big, &bs);
@@ -485,7 +478,7 @@ static void test_50mb_zlib_bin_between_contexts(void)
     CU_ASSERT_EQUAL_FATAL(yt_channel_recv(sub, 5.0, &m), YT_OK);
     CU_ASSERT_STRING_EQUAL(yt_msg_text(m), "after");
     yt_msg_free(m);
-    printf("\n    50 MB zlib-bin round trip: %.2f s ", now_s() - t0);
+    printf("\n    50 MB zlib-bin round trip: %.2f s ", mono_now() - t0);
     free(data);
     yt_channel_free(pub);
     yt_channel_free(sub);
@@ -493,45 +486,6 @@ static void test_50mb_zlib_bin_between_contexts(void)
 }
 
 /* A raw socket peer speaking to a context bound at an ephemeral port. */
-typedef struct wire {
-    yt_loop *loop;
-    yt_context *ctx;
-    yt_connection *c;
-    int fd;
-} wire;
-
-static bool connected(void *c)
-{
-    return yt_connection_is_connected(c);
-}
-
-static void wire_up(wire *w, size_t max_package)
-{
-    memset(w, 0, sizeof *w);
-    yt_loop_new(&w->loop);
-    yt_context_options o;
-    yt_context_options_init(&o);
-    o.loop = w->loop;
-    if (max_package)
-        o.max_package_size = max_package;
-    CU_ASSERT_EQUAL_FATAL(yt_context_new(&o, &w->ctx), YT_OK);
-    int port = 0;
-    w->c = bind_any(w->ctx, &port);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(w->c);
-    w->fd = raw_connect(port);
-    CU_ASSERT_FATAL(w->fd >= 0);
-    CU_ASSERT_TRUE_FATAL(raw_handshake(w->fd, UINT64_C(0x1234567890abcdef)));
-    CU_ASSERT_TRUE(wait_until(NULL, connected, w->c, 3.0));
-}
-
-static void wire_down(wire *w)
-{
-    close(w->fd);
-    yt_connection_release(w->c);
-    yt_context_free(w->ctx);
-    yt_loop_free(w->loop);
-}
-
 static void raw_send(int fd, uint64_t slot, uint64_t seq, const void *data, size_t len)
 {
     yti_header h = {YTI_CONTROL, slot, 900, seq, 0, 0, len};
@@ -548,29 +502,10 @@ static void raw_send(int fd, uint64_t slot, uint64_t seq, const void *data, size
     CU_ASSERT_EQUAL(off, len);
 }
 
-/* Reads packages from fd, skipping heartbeats, until one with a payload arrives. */
-static bool raw_read_pkg(int fd, yti_header *h, unsigned char *data, size_t cap, double timeout)
-{
-    double end = now_s() + timeout;
-    unsigned char b[YTI_HEADER_SIZE];
-    while (now_s() < end) {
-        if (raw_read_n(fd, b, sizeof b, end - now_s()) != sizeof b)
-            return false;
-        if (yti_header_decode(b, h) != YT_OK)
-            return false;
-        if (h->len == 0)
-            continue;
-        if (h->len > cap)
-            return false;
-        return raw_read_n(fd, data, (size_t)h->len, end - now_s()) == h->len;
-    }
-    return false;
-}
-
 static void test_exact_bytes_on_the_wire(void)
 {
     wire w;
-    wire_up(&w, 0);
+    wire_up(&w, NULL, UINT64_C(0x1234567890abcdef));
     yt_channel *pub;
     CU_ASSERT_EQUAL_FATAL(yt_pub_new(w.ctx, "chat", YT_ZLIB(YT_TEXT), &pub), YT_OK);
     CU_ASSERT_EQUAL(yt_channel_send_text(pub, "hello zlib state"), YT_OK);
@@ -597,7 +532,10 @@ static void test_bad_payloads_from_the_network(void)
     /* A 64 KiB package limit: a payload that inflates beyond it is refused like garbage. */
     size_t limit = (size_t)64 << 10;
     wire w;
-    wire_up(&w, limit);
+    yt_context_options o;
+    yt_context_options_init(&o);
+    o.max_package_size = limit;
+    wire_up(&w, &o, UINT64_C(0x1234567890abcdef));
     yt_channel *sub;
     CU_ASSERT_EQUAL_FATAL(yt_sub_new(w.ctx, "feed", YT_ZLIB(YT_TEXT), &sub), YT_OK);
     uint64_t slot = yt_channel_slot_in(sub);
@@ -629,8 +567,8 @@ static void test_bad_payloads_from_the_network(void)
     /* recv_all drops and counts the same way. */
     raw_send(w.fd, slot, seq++, "garbage", 7);
     raw_send(w.fd, slot, seq++, good->data, good->len);
-    double end = now_s() + 3;
-    while (yt_channel_pending(sub) < 2 && now_s() < end)
+    double end = mono_now() + 3;
+    while (yt_channel_pending(sub) < 2 && mono_now() < end)
         usleep(2000);
     yt_msg **all = NULL;
     size_t n = 0;

@@ -26,22 +26,10 @@ static int state_recv(yt_channel *ch, yt_msg **out)
     return yt_channel_recv(ch, 0, out);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static bool connected(void *c)
-{
-    return yt_connection_is_connected(c);
-}
-
 /* Polls ch until its state reads `want` (or timeout). */
 static bool state_is(yt_channel *ch, const char *want, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = mono_now() + timeout;
     do {
         yt_msg *m = NULL;
         if (state_recv(ch, &m) == YT_OK) {
@@ -51,84 +39,29 @@ static bool state_is(yt_channel *ch, const char *want, double timeout)
                 return true;
         }
         usleep(2000);
-    } while (now_s() < end);
+    } while (mono_now() < end);
     return false;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Raw peer                                                                                    */
 
-typedef struct wire {
-    yt_loop *loop;
-    yt_context *ctx;
-    yt_connection *c;
-    int fd;
-} wire;
-
 #define RAW_ID UINT64_C(0x0badc0ffee123456)
 
-static void wire_up(wire *w)
+/* The next package with a payload, context messages such as NEW_CONNECTION skipped. */
+static bool read_state_pkg(int fd, yti_header *h, char *data, size_t cap, double timeout)
 {
-    memset(w, 0, sizeof *w);
-    yt_loop_new(&w->loop);
-    w->ctx = make_ctx(w->loop);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(w->ctx);
-    int port = 0;
-    w->c = bind_any(w->ctx, &port);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(w->c);
-    w->fd = raw_connect(port);
-    CU_ASSERT_FATAL(w->fd >= 0);
-    CU_ASSERT_TRUE_FATAL(raw_handshake(w->fd, RAW_ID));
-    CU_ASSERT_TRUE(wait_until(NULL, connected, w->c, 3.0));
-}
-
-static void wire_down(wire *w)
-{
-    close(w->fd);
-    yt_connection_release(w->c);
-    yt_context_free(w->ctx);
-    yt_loop_free(w->loop);
-}
-
-static void raw_send(int fd, uint64_t slot, uint64_t src, uint64_t seq, const void *data,
-                     size_t len)
-{
-    yti_header h = {YTI_CONTROL, slot, src, seq, 0, 0, len};
-    unsigned char b[YTI_HEADER_SIZE];
-    yti_header_encode(&h, b);
-    CU_ASSERT_EQUAL(send(fd, b, sizeof b, MSG_NOSIGNAL), (ssize_t)sizeof b);
-    if (len)
-        CU_ASSERT_EQUAL(send(fd, data, len, MSG_NOSIGNAL), (ssize_t)len);
-}
-
-/* The next package with a payload (heartbeats and context messages such as NEW_CONNECTION
- * skipped), or false after timeout. */
-static bool raw_read_pkg(int fd, yti_header *h, char *data, size_t cap, double timeout)
-{
-    double end = now_s() + timeout;
-    unsigned char b[YTI_HEADER_SIZE];
-    while (now_s() < end) {
-        if (raw_read_n(fd, b, sizeof b, end - now_s()) != sizeof b)
-            return false;
-        if (yti_header_decode(b, h) != YT_OK)
-            return false;
-        if (h->len == 0)
-            continue;
-        if (h->len >= cap)
-            return false;
-        if (raw_read_n(fd, data, (size_t)h->len, end - now_s()) != h->len)
-            return false;
-        data[h->len] = '\0';
+    double end = mono_now() + timeout;
+    while (raw_read_pkg(fd, h, data, cap, end - mono_now()))
         if (h->slot != YTI_SLOT_CONTEXT)
             return true;
-    }
     return false;
 }
 
 static void test_exact_packages_on_the_wire(void)
 {
     wire w;
-    wire_up(&w);
+    wire_up(&w, NULL, RAW_ID);
     yt_channel *st;
     CU_ASSERT_EQUAL_FATAL(yt_state_new(w.ctx, "chat", YT_TEXT, &st), YT_OK);
     CU_ASSERT_EQUAL(yt_channel_slot_out(st), CHAT_TXT_STATE);
@@ -141,7 +74,7 @@ static void test_exact_packages_on_the_wire(void)
     yti_header h;
     char data[64];
     for (int i = 0; i < 3; i++) {
-        CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+        CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
         CU_ASSERT_EQUAL(h.slot, CHAT_TXT_STATE);
         CU_ASSERT_EQUAL(h.source_id, yt_context_id(w.ctx));
         CU_ASSERT_EQUAL(h.source_seq, (uint64_t)i + 1);
@@ -151,12 +84,12 @@ static void test_exact_packages_on_the_wire(void)
     }
     /* send_last: a new package (next sequence number) with the same bytes. */
     CU_ASSERT_EQUAL(yt_state_send_last(st), YT_OK);
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_EQUAL(h.source_seq, 4);
     CU_ASSERT_STRING_EQUAL(data, "a");
     /* Nothing else went out: the next package is the marker. */
     CU_ASSERT_EQUAL(yt_channel_send_text(st, "marker"), YT_OK);
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_EQUAL(h.source_seq, 5);
     CU_ASSERT_STRING_EQUAL(data, "marker");
     /* The sender reads its own state. */
@@ -168,14 +101,14 @@ static void test_exact_packages_on_the_wire(void)
 static void test_last_arrival_wins(void)
 {
     wire w;
-    wire_up(&w);
+    wire_up(&w, NULL, RAW_ID);
     yt_channel *st;
     CU_ASSERT_EQUAL_FATAL(yt_state_new(w.ctx, "chat", YT_TEXT, &st), YT_OK);
     recorder r = {0};
     yt_signal_bind(yt_channel_received_signal(st), rec_handler, &r);
-    raw_send(w.fd, CHAT_TXT_STATE, 500, 1, "first", 5);
-    raw_send(w.fd, CHAT_TXT_STATE, 501, 1, "second", 6);
-    raw_send(w.fd, CHAT_TXT_STATE, 500, 2, "third", 5);
+    raw_send_pkg(w.fd, CHAT_TXT_STATE, 500, 1, 0, 0, "first", 5);
+    raw_send_pkg(w.fd, CHAT_TXT_STATE, 501, 1, 0, 0, "second", 6);
+    raw_send_pkg(w.fd, CHAT_TXT_STATE, 500, 2, 0, 0, "third", 5);
     CU_ASSERT_TRUE(state_is(st, "third", 3.0));
     yt_msg *m = NULL;
     CU_ASSERT_EQUAL_FATAL(state_recv(st, &m), YT_OK);
@@ -186,8 +119,8 @@ static void test_last_arrival_wins(void)
     CU_ASSERT_TRUE(state_is(st, "third", 0));
     CU_ASSERT_EQUAL(yt_channel_pending(st), 0);
     /* The received signal fired (coalesced: at least once). */
-    double end = now_s() + 2;
-    while (r.count == 0 && now_s() < end)
+    double end = mono_now() + 2;
+    while (r.count == 0 && mono_now() < end)
         yt_loop_process(w.loop, 0.02);
     CU_ASSERT(r.count >= 1);
     CU_ASSERT_PTR_EQUAL(r.source[0], st);
@@ -196,15 +129,15 @@ static void test_last_arrival_wins(void)
     CU_ASSERT_EQUAL(yt_channel_send_text(st, "fourth"), YT_OK);
     yti_header h;
     char data[64];
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_STRING_EQUAL(data, "fourth");
     CU_ASSERT_EQUAL(h.source_seq, 1);
     /* A later arrival replaces what was sent here too. */
-    raw_send(w.fd, CHAT_TXT_STATE, 501, 2, "fifth", 5);
+    raw_send_pkg(w.fd, CHAT_TXT_STATE, 501, 2, 0, 0, "fifth", 5);
     CU_ASSERT_TRUE(state_is(st, "fifth", 3.0));
     /* send_last re-sends a state that came from elsewhere, as our own package. */
     CU_ASSERT_EQUAL(yt_state_send_last(st), YT_OK);
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_STRING_EQUAL(data, "fifth");
     CU_ASSERT_EQUAL(h.source_id, yt_context_id(w.ctx));
     CU_ASSERT_EQUAL(h.source_seq, 2);
@@ -221,9 +154,9 @@ static void test_recv_before_any_state(void)
     yt_channel *st;
     CU_ASSERT_EQUAL_FATAL(yt_state_new(ctx, "chat", YT_TEXT, &st), YT_OK);
     yt_msg *m = (yt_msg *)1;
-    double t0 = now_s();
+    double t0 = mono_now();
     CU_ASSERT_EQUAL(yt_channel_recv(st, 2.0, &m), YT_EAGAIN); /* never waits */
-    CU_ASSERT(now_s() - t0 < 0.5);
+    CU_ASSERT(mono_now() - t0 < 0.5);
     CU_ASSERT_PTR_NULL(m);
     /* send_last without a state sends nothing and succeeds. */
     CU_ASSERT_EQUAL(yt_state_send_last(st), YT_OK);
@@ -335,7 +268,7 @@ static void test_late_joiner_learns_the_state(void)
 /* Reads ch's state as a value equal to want, polling until timeout. */
 static bool value_is(yt_channel *ch, const yt_value *want, double timeout)
 {
-    double end = now_s() + timeout;
+    double end = mono_now() + timeout;
     do {
         yt_msg *m = NULL;
         yt_value *x = NULL;
@@ -347,7 +280,7 @@ static bool value_is(yt_channel *ch, const yt_value *want, double timeout)
         if (same)
             return true;
         usleep(2000);
-    } while (now_s() < end);
+    } while (mono_now() < end);
     return false;
 }
 
@@ -355,7 +288,7 @@ static void test_object_state(void)
 {
     /* A context with a raw peer (to count packages) and a second context (to decode). */
     wire w;
-    wire_up(&w);
+    wire_up(&w, NULL, RAW_ID);
     yt_context *b = make_ctx(w.loop);
     int port = 0;
     yt_connection *h = bind_any(w.ctx, &port);
@@ -372,7 +305,7 @@ static void test_object_state(void)
     yt_value_free(first);
     yti_header hd;
     char data[256];
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &hd, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &hd, data, sizeof data, 3.0));
     CU_ASSERT_EQUAL(hd.source_id, yt_context_id(b));
     yt_value *v = yt_value_dict();
     yt_value_dict_set_str(v, "debug", yt_value_bool(true));
@@ -392,13 +325,13 @@ static void test_object_state(void)
     void *enc = NULL;
     size_t enclen = 0;
     yt_value_encode(v, &enc, &enclen);
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &hd, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &hd, data, sizeof data, 3.0));
     CU_ASSERT(hd.len == enclen && memcmp(data, enc, enclen) == 0);
     CU_ASSERT_EQUAL(hd.source_id, yt_context_id(w.ctx));
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &hd, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &hd, data, sizeof data, 3.0));
     CU_ASSERT(hd.len == 1 && data[0] == 'n');
     CU_ASSERT_EQUAL(hd.source_id, yt_context_id(w.ctx));
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &hd, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &hd, data, sizeof data, 3.0));
     CU_ASSERT(hd.len == enclen && memcmp(data, enc, enclen) == 0);
     CU_ASSERT_EQUAL(hd.source_id, yt_context_id(b));
     free(enc);
@@ -416,7 +349,7 @@ static void test_object_state(void)
 static void test_zlib_state(void)
 {
     wire w;
-    wire_up(&w);
+    wire_up(&w, NULL, RAW_ID);
     yt_channel *st;
     CU_ASSERT_EQUAL_FATAL(yt_state_new(w.ctx, "chat", YT_ZLIB(YT_TEXT), &st), YT_OK);
     uint64_t slot = 0;
@@ -430,37 +363,37 @@ static void test_zlib_state(void)
     char data[256];
     static const unsigned char hello_z[] = {0x78, 0x9c, 0xcb, 0x48, 0xcd, 0xc9, 0xc9,
                                             0x07, 0x00, 0x06, 0x2c, 0x02, 0x15};
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_EQUAL(h.slot, slot);
     CU_ASSERT(h.len == sizeof hello_z && memcmp(data, hello_z, sizeof hello_z) == 0);
     /* The same text compressed differently (level 0: stored) counts as unchanged. */
     unsigned char zb[64];
     uLongf zlen = sizeof zb;
     CU_ASSERT_EQUAL(compress2(zb, &zlen, (const Bytef *)"world", 5, 0), Z_OK);
-    raw_send(w.fd, slot, 600, 1, zb, zlen);
+    raw_send_pkg(w.fd, slot, 600, 1, 0, 0, zb, zlen);
     CU_ASSERT_TRUE(state_is(st, "world", 3.0));
     CU_ASSERT_EQUAL(yt_channel_send_text(st, "world"), YT_OK);
     /* Garbage does not replace the state and is counted. */
-    raw_send(w.fd, slot, 600, 2, "not zlib", 8);
-    raw_send(w.fd, slot, 600, 3, zb, zlen - 1);
-    double end = now_s() + 3;
-    while (yt_channel_discarded(st) < 2 && now_s() < end)
+    raw_send_pkg(w.fd, slot, 600, 2, 0, 0, "not zlib", 8);
+    raw_send_pkg(w.fd, slot, 600, 3, 0, 0, zb, zlen - 1);
+    double end = mono_now() + 3;
+    while (yt_channel_discarded(st) < 2 && mono_now() < end)
         usleep(2000);
     CU_ASSERT_EQUAL(yt_channel_discarded(st), 2);
     CU_ASSERT_TRUE(state_is(st, "world", 0));
     /* Only a real change goes out next, and send_last re-sends the compressed bytes. */
     CU_ASSERT_EQUAL(yt_channel_send_text(st, "again"), YT_OK);
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_EQUAL(h.source_seq, 2);
     yti_pkg *zp = yti_pkg_from(data, (size_t)h.len, 0, 0, 0), *in = NULL;
     CU_ASSERT_EQUAL(yti_zlib_inflate(zp, 100, &in), YT_OK);
     CU_ASSERT_STRING_EQUAL((const char *)in->data, "again");
     yti_pkg_unref(in);
     yti_pkg_unref(zp);
-    raw_send(w.fd, slot, 600, 4, zb, zlen);
+    raw_send_pkg(w.fd, slot, 600, 4, 0, 0, zb, zlen);
     CU_ASSERT_TRUE(state_is(st, "world", 3.0));
     CU_ASSERT_EQUAL(yt_state_send_last(st), YT_OK);
-    CU_ASSERT_TRUE_FATAL(raw_read_pkg(w.fd, &h, data, sizeof data, 3.0));
+    CU_ASSERT_TRUE_FATAL(read_state_pkg(w.fd, &h, data, sizeof data, 3.0));
     CU_ASSERT_EQUAL(h.source_seq, 3);
     CU_ASSERT(h.len == zlen && memcmp(data, zb, zlen) == 0);
     yt_channel_free(st);
