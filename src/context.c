@@ -349,8 +349,11 @@ static int add_connection(yt_context *ctx, yt_connection *c)
     return YT_OK;
 }
 
-int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const char *name,
-                    yt_connection **out)
+/* What bind and connect share: parse, make the connection, let `open` bind or connect it, then
+ * list it (the startup queue moves in). Returns the connection (the caller's reference). */
+static int open_connection(yt_context *ctx, const char *address, const char *name,
+                           int (*open)(yt_connection *, const yti_address *, int, double),
+                           int max_tries, double timeout, yt_connection **out)
 {
     if (!ctx || !address)
         return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
@@ -363,10 +366,10 @@ int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const c
     yt_connection *c = yti_conn_new(ctx, ctx->id, &ctx->cfg, name);
     if (!c)
         return yti_error(YT_ENOMEM, "Out of memory");
-    /* Bound first, listed after: a failed bind leaves the startup queue as it was. Packages
-     * sent in between go to the startup queue and move into the connection when it is listed;
-     * nothing else can reach its out-queue before that. */
-    rc = yti_conn_bind(c, &a, max_tries);
+    /* Opened first, listed after: a failed bind or connect leaves the startup queue as it was.
+     * Packages sent in between go to the startup queue and move into the connection when it is
+     * listed; nothing else can reach its out-queue before that. */
+    rc = open(c, &a, max_tries, timeout);
     if (rc == YT_OK && (rc = add_connection(ctx, c)) != YT_OK)
         yti_conn_shutdown(c, "Out of memory");
     if (rc) {
@@ -375,11 +378,39 @@ int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const c
         yt_connection_release(c);
         return yti_error(rc, "%s", detail);
     }
+    *out = c;
+    return YT_OK;
+}
+
+static int open_bind(yt_connection *c, const yti_address *a, int max_tries, double timeout)
+{
+    (void)timeout;
+    return yti_conn_bind(c, a, max_tries);
+}
+
+static int open_connect(yt_connection *c, const yti_address *a, int max_tries, double timeout)
+{
+    (void)max_tries;
+    return yti_conn_connect(c, a, timeout);
+}
+
+/* Hands the caller its reference, or drops it when the caller did not ask for one. */
+static void give(yt_connection *c, yt_connection **out)
+{
     if (out)
         *out = c;
     else
         yt_connection_release(c);
-    return YT_OK;
+}
+
+int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const char *name,
+                    yt_connection **out)
+{
+    yt_connection *c = NULL;
+    int rc = open_connection(ctx, address, name, open_bind, max_tries, 0, &c);
+    if (rc == YT_OK)
+        give(c, out);
+    return rc;
 }
 
 /* Broadcasts a context message (slot 2). */
@@ -395,34 +426,15 @@ static void notify_new_connection(yt_context *ctx);
 int yt_context_connect(yt_context *ctx, const char *address, double timeout, const char *name,
                        yt_connection **out)
 {
-    if (!ctx || !address)
-        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
-    yti_context_touch(ctx);
-    yti_address a;
-    int rc = yti_address_parse(address, &a);
+    yt_connection *c = NULL;
+    int rc = open_connection(ctx, address, name, open_connect, 1, timeout, &c);
     if (rc)
         return rc;
-    prune(ctx);
-    yt_connection *c = yti_conn_new(ctx, ctx->id, &ctx->cfg, name);
-    if (!c)
-        return yti_error(YT_ENOMEM, "Out of memory");
-    rc = yti_conn_connect(c, &a, timeout);
-    if (rc == YT_OK && (rc = add_connection(ctx, c)) != YT_OK)
-        yti_conn_shutdown(c, "Out of memory");
-    if (rc) {
-        char detail[512];
-        snprintf(detail, sizeof detail, "%s", yt_last_error());
-        yt_connection_release(c);
-        return yti_error(rc, "%s", detail);
-    }
     /* As the reference: the connecting side announces itself, so that state channels
      * everywhere re-send their state for the newcomer. */
     send_context_message(ctx, NEW_CONNECTION);
     notify_new_connection(ctx);
-    if (out)
-        *out = c;
-    else
-        yt_connection_release(c);
+    give(c, out);
     return YT_OK;
 }
 

@@ -154,9 +154,10 @@ static yt_context *mark_closed(yt_channel *ch)
     return ctx;
 }
 
-void yti_channel_detach(yt_channel *ch)
+/* What closing does once the channel is unregistered: drop what is queued and wake every
+ * waiter (receivers, selects, and the kind's own). */
+static void wake_all_closed(yt_channel *ch)
 {
-    mark_closed(ch);
     if (ch->q) {
         yti_queue_close(ch->q);
         yti_queue_clear(ch->q);
@@ -166,6 +167,12 @@ void yti_channel_detach(yt_channel *ch)
         ch->ops->on_close(ch);
 }
 
+void yti_channel_detach(yt_channel *ch)
+{
+    mark_closed(ch);
+    wake_all_closed(ch);
+}
+
 void yt_channel_close(yt_channel *ch)
 {
     if (!ch)
@@ -173,13 +180,7 @@ void yt_channel_close(yt_channel *ch)
     yt_context *ctx = mark_closed(ch);
     if (ctx)
         yti_context_unregister(ctx, ch);
-    if (ch->q) {
-        yti_queue_close(ch->q);
-        yti_queue_clear(ch->q);
-    }
-    wake_watchers(ch);
-    if (ch->ops && ch->ops->on_close)
-        ch->ops->on_close(ch);
+    wake_all_closed(ch);
 }
 
 void yt_channel_free(yt_channel *ch)
