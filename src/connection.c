@@ -58,6 +58,8 @@
 #define GROW_START (4u << 20)
 #define BATCH_MAX 256
 #define IO_STACK (128 * 1024)
+/* How long an orderly close waits for the peer to close its end. */
+#define LINGER 0.5
 
 struct yt_connection {
     atomic_uint refs;
@@ -83,6 +85,7 @@ struct yt_connection {
     bool closed_emitted;
     bool io_joining, io_joined;
     bool io_exited; /* the io thread is past its last use of the context */
+    bool rx_eof;    /* the receiver met end-of-file (the peer closed its end) */
     int flush_waiters;
     uint64_t written; /* packages written by the sender */
 
@@ -408,6 +411,11 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             }
             continue;
         }
+        /* Acknowledge at once. Linux delays ACKs and leaves quick-ack mode by itself; a peer
+         * sending from a small socket buffer (the reference uses 10 KiB) then waits for each
+         * delayed ACK, and 64 MiB from Python took 40 s instead of 0.15 s. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
         ssize_t n = recv(fd, buf, len, 0);
         if (n < 0) {
             if (errno == EINTR || errno == EAGAIN)
@@ -453,6 +461,15 @@ static void deliver(yt_connection *c, rx_state *st, yti_pkg *p)
     yti_channel_unref(full);
     /* Pausing is not silence on the link. */
     st->last_rx = yti_now();
+}
+
+/* The peer closed its end: an orderly close waiting for that may go on. */
+static void mark_eof(yt_connection *c)
+{
+    yti_mutex_lock(&c->lock);
+    c->rx_eof = true;
+    yti_cond_broadcast(&c->cond);
+    yti_mutex_unlock(&c->lock);
 }
 
 /* The receive loop; returns the reason to close with, or NULL when closing anyway. */
@@ -528,6 +545,7 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
                     if (n == -ECANCELED)
                         goto out;
                     if (n == 0) {
+                        mark_eof(c);
                         reason = "Other end dropped the connection.";
                     } else {
                         snprintf(errbuf, errsize, "yoton.ReceivingThread, Socket error.%s",
@@ -550,6 +568,7 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
         if (n == -ECANCELED)
             break;
         if (n == 0) {
+            mark_eof(c);
             reason = "Other end dropped the connection.";
             break;
         }
@@ -585,6 +604,7 @@ static void io_exit(yt_connection *c)
         close(c->listen_fd);
     c->fd = c->listen_fd = -1;
     c->io_exited = true;
+    yti_cond_broadcast(&c->cond);
     yti_mutex_unlock(&c->lock);
 }
 
@@ -951,6 +971,19 @@ static void general_close(yt_connection *c, const char *reason, bool notify)
             p->source_seq = 1; /* the close package */
             yti_queue_push_unbounded(c->outq, p);
             flush_until(c, yti_deadline(1.0));
+        }
+        /* Half-close and let the receiver read until the peer, told by the close package,
+         * closes its end. Closing with unread bytes (a peer's heartbeats) would make the kernel
+         * reset the connection, and the peer would see "Connection reset" or "Broken pipe"
+         * instead of "Closed from other end.". Bounded: a peer that never closes costs 0.5 s. */
+        if (!on_own_thread(c)) {
+            yti_mutex_lock(&c->lock);
+            if (c->fd >= 0)
+                shutdown(c->fd, SHUT_WR);
+            uint64_t deadline = yti_deadline(LINGER);
+            while (!c->rx_eof && !c->io_exited && yti_cond_until(&c->cond, &c->lock, deadline)) {
+            }
+            yti_mutex_unlock(&c->lock);
         }
     }
 
