@@ -435,6 +435,23 @@ static void put_back_events(yt_loop *l, event *batch)
     l->head = batch;
 }
 
+/* Calls one handler of sig (lock held on entry and exit, released around the call), marking it
+ * running here so that freeing the signal from inside the handler does not wait for itself. */
+static void call_handler(yt_loop *l, yt_signal *sig, yt_handler_fn fn, void *user, int flag,
+                         const char *text)
+{
+    yt_event e = {sig, sig->source, flag, text};
+    run_frame f = {sig, running_here};
+    sig->running++;
+    running_here = &f;
+    yti_mutex_unlock(&l->mu);
+    fn(&e, user);
+    yti_mutex_lock(&l->mu);
+    running_here = f.prev;
+    sig->running--;
+    wake_idle(l);
+}
+
 /* Runs one event (lock held on entry and exit, released around the handler). Frees ev.
  * Returns 1 if a handler ran, 0 if the event was stale. */
 static int run_event(yt_loop *l, event *ev)
@@ -460,18 +477,7 @@ static int run_event(yt_loop *l, event *ev)
     }
     /* Cleared before the handler runs, so an emission from inside it is not swallowed. */
     b->pending = false;
-    yt_handler_fn fn = b->fn;
-    void *user = b->user;
-    yt_event e = {sig, sig->source, ev->flag, ev->has_text ? ev->text : NULL};
-    run_frame f = {sig, running_here};
-    sig->running++;
-    running_here = &f;
-    yti_mutex_unlock(&l->mu);
-    fn(&e, user);
-    yti_mutex_lock(&l->mu);
-    running_here = f.prev;
-    sig->running--;
-    wake_idle(l);
+    call_handler(l, sig, b->fn, b->user, ev->flag, ev->has_text ? ev->text : NULL);
     event_drop_locked(l, ev);
     return 1;
 }
@@ -983,18 +989,7 @@ int yt_signal_emit_now(yt_signal *sig, int flag, const char *text)
         if (!b)
             break;
         done = b->id;
-        yt_handler_fn fn = b->fn;
-        void *user = b->user;
-        yt_event e = {sig, sig->source, flag, text};
-        run_frame f = {sig, running_here};
-        sig->running++;
-        running_here = &f;
-        yti_mutex_unlock(&l->mu);
-        fn(&e, user);
-        yti_mutex_lock(&l->mu);
-        running_here = f.prev;
-        sig->running--;
-        wake_idle(l);
+        call_handler(l, sig, b->fn, b->user, flag, text);
     }
     signal_unref_locked(sig);
     loop_unlock(l);

@@ -296,7 +296,9 @@ int yti_queue_wait_below(yti_queue *q, size_t threshold, uint64_t deadline)
     return rc;
 }
 
-int yti_queue_push_front(yti_queue *q, yti_pkg *p)
+/* A push that ignores the size bound: at the front (a put-back, not counted as pushed) or at the
+ * back (counted). Consumes p. */
+static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
 {
     int rc = YT_OK;
     yti_mutex_lock(&q->mu);
@@ -305,9 +307,14 @@ int yti_queue_push_front(yti_queue *q, yti_pkg *p)
     else
         rc = grow(q, false);
     if (rc == YT_OK) {
-        q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
-        q->ring[q->head] = p;
-        q->len++;
+        if (front) {
+            q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
+            q->ring[q->head] = p;
+            q->len++;
+        } else {
+            append(q, p);
+            q->pushed++;
+        }
         wake_poppers(q);
     }
     yti_mutex_unlock(&q->mu);
@@ -316,23 +323,14 @@ int yti_queue_push_front(yti_queue *q, yti_pkg *p)
     return rc;
 }
 
+int yti_queue_push_front(yti_queue *q, yti_pkg *p)
+{
+    return push_beyond_bound(q, p, true);
+}
+
 int yti_queue_push_unbounded(yti_queue *q, yti_pkg *p)
 {
-    int rc = YT_OK;
-    yti_mutex_lock(&q->mu);
-    if (q->closed)
-        rc = yti_error(YT_ECLOSED, "Queue is closed");
-    else
-        rc = grow(q, false);
-    if (rc == YT_OK) {
-        append(q, p);
-        q->pushed++;
-        wake_poppers(q);
-    }
-    yti_mutex_unlock(&q->mu);
-    if (rc)
-        yti_pkg_unref(p);
-    return rc;
+    return push_beyond_bound(q, p, false);
 }
 
 /* ---- pops ---- */
