@@ -117,6 +117,7 @@ struct yt_signal {
     size_t running; /* handlers running now, on any thread */
     binding *b;
     size_t nb, capb;
+    atomic_size_t nbound; /* nb, readable without the lock: emitting to nobody costs nothing */
     uint64_t next_id;
     /* Optional: every queued event holds a reference on the source (yti_signal_set_source_hooks),
      * taken under the lock (ref must not lock anything) and dropped with the lock released. */
@@ -867,6 +868,7 @@ int yt_signal_bind(yt_signal *sig, yt_handler_fn fn, void *user)
     }
     if (rc == YT_OK)
         sig->b[sig->nb++] = (binding){fn, user, sig->next_id++, false};
+        atomic_store_explicit(&sig->nbound, sig->nb, memory_order_relaxed);
     yti_mutex_unlock(&l->mu);
     return rc;
 }
@@ -885,6 +887,7 @@ int yt_signal_unbind(yt_signal *sig, yt_handler_fn fn, void *user)
         /* Keeps binding order; the binding id goes with it, so its queued events are stale. */
         memmove(&sig->b[i], &sig->b[i + 1], (sig->nb - i - 1) * sizeof sig->b[0]);
         sig->nb--;
+        atomic_store_explicit(&sig->nbound, sig->nb, memory_order_relaxed);
     }
     yti_mutex_unlock(&l->mu);
     return rc;
@@ -904,6 +907,11 @@ int yt_signal_emit(yt_signal *sig, int flag, const char *text)
 {
     if (!sig)
         return yti_error(YT_EINVAL, "No signal");
+    /* Channels emit on every arrival: with no handler bound, skip the loop lock. A handler
+     * bound concurrently may miss this emission, as it would had it been bound a moment
+     * later. */
+    if (atomic_load_explicit(&sig->nbound, memory_order_relaxed) == 0)
+        return YT_OK;
     yt_loop *l = sig->loop;
     size_t tlen = text ? strlen(text) + 1 : 0;
     yti_mutex_lock(&l->mu);

@@ -40,7 +40,7 @@ enum { SYNC_OFF, SYNC_OK, SYNC_FULL };
 
 typedef struct sub_impl {
     yti_mutex lock;
-    int sync;
+    atomic_int sync; /* written under lock; read without it for the per-message fast path */
     uint64_t deadline;   /* monotonic ns: resend the status after this */
     uint64_t select_lim; /* recv_selected takes messages with recv_seq below this */
 } sub_impl;
@@ -169,6 +169,8 @@ static void send_status(yt_channel *ch, const char *what)
 static void sub_check(yt_channel *ch)
 {
     sub_impl *si = ch->impl;
+    if (atomic_load_explicit(&si->sync, memory_order_relaxed) == SYNC_OFF)
+        return; /* runs on every arrival: no lock when sync mode is off */
     const char *what = NULL;
     yti_mutex_lock(&si->lock);
     if (si->sync != SYNC_OFF) {
@@ -198,9 +200,7 @@ static void sub_check(yt_channel *ch)
 static bool sub_wants_pause(yt_channel *ch)
 {
     sub_impl *si = ch->impl;
-    yti_mutex_lock(&si->lock);
-    bool on = si->sync != SYNC_OFF;
-    yti_mutex_unlock(&si->lock);
+    bool on = atomic_load_explicit(&si->sync, memory_order_relaxed) != SYNC_OFF;
     return on && yti_queue_len(ch->q) >= yti_queue_max(ch->q);
 }
 
@@ -224,7 +224,7 @@ int yt_sub_new(yt_context *ctx, const char *slot_base, const char *type, yt_chan
     if (!si)
         return yti_error(YT_ENOMEM, "Out of memory");
     yti_mutex_init(&si->lock);
-    si->sync = SYNC_OFF;
+    atomic_init(&si->sync, SYNC_OFF);
     si->select_lim = UINT64_MAX;
     int rc = yti_channel_create(ctx, YTI_SUB, slot_base, type, "sub-pub", "pub-sub", true,
                                 &sub_ops, si, out);
