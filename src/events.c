@@ -866,9 +866,10 @@ int yt_signal_bind(yt_signal *sig, yt_handler_fn fn, void *user)
             sig->capb = cap;
         }
     }
-    if (rc == YT_OK)
+    if (rc == YT_OK) {
         sig->b[sig->nb++] = (binding){fn, user, sig->next_id++, false};
         atomic_store_explicit(&sig->nbound, sig->nb, memory_order_relaxed);
+    }
     yti_mutex_unlock(&l->mu);
     return rc;
 }
