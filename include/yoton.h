@@ -1,5 +1,6 @@
-/*
- * yoton.h - libyoton, a C implementation of yoton, the messaging library of the Pyzo IDE.
+/**
+ * @file yoton.h
+ * @brief libyoton, a C implementation of yoton, the messaging library of the Pyzo IDE.
  *
  * libyoton speaks the wire protocol of the Python reference (yoton 2.2, Pyzo 4.12.3) byte for
  * byte, so C and Python contexts share one network.
@@ -28,6 +29,20 @@
  * - A call that blocks says so and always has a timeout or a way to be woken (closing the object
  *   it waits on wakes it with YT_ECLOSED).
  */
+/**
+ * @mainpage libyoton API reference
+ *
+ * libyoton is a C11 implementation of yoton, the messaging library of the Pyzo IDE, speaking
+ * the wire protocol of the Python reference byte for byte. Everything is declared in one
+ * header, yoton.h: its page lists every function, type and macro with its documented
+ * behaviour, and its description gives the conventions (return codes, ownership, time-outs)
+ * and the threading rules.
+ *
+ * The user guide (docs/guide.md in the source tree) walks through contexts, connections,
+ * channels, message types, the event loop, client/server, tuning and error handling;
+ * docs/interop.md, docs/message-types.md and docs/tool.md cover talking to Python programs,
+ * message types and the yoton command-line tool.
+ */
 #ifndef YOTON_H
 #define YOTON_H
 
@@ -44,8 +59,11 @@ extern "C" {
  * Version and export
  * ------------------------------------------------------------------------------------------- */
 
+/** Major version of this header; changes break the API or ABI (it is the SONAME). */
 #define YT_VERSION_MAJOR 0
+/** Minor version of this header: additions. */
 #define YT_VERSION_MINOR 1
+/** Patch version of this header: fixes. */
 #define YT_VERSION_PATCH 0
 /** The version as one comparable number: major * 10000 + minor * 100 + patch. */
 #define YT_VERSION_NUMBER (YT_VERSION_MAJOR * 10000 + YT_VERSION_MINOR * 100 + YT_VERSION_PATCH)
@@ -53,6 +71,8 @@ extern "C" {
 #if defined(YT_BUILDING) && (defined(__GNUC__) || defined(__clang__))
 #define YT_API __attribute__((visibility("default")))
 #else
+/** Marks the public functions: exported from the shared library while it is built (every
+ *  other symbol is hidden); empty in programs that use the library. */
 #define YT_API
 #endif
 
@@ -67,6 +87,9 @@ YT_API int yt_version(void);
  * Codes and their messages come from this one list, so they cannot drift apart.
  * ------------------------------------------------------------------------------------------- */
 
+/** The error codes, one X(NAME, code, message) entry each: the constant YT_NAME has the value
+ *  code, and yt_strerror() returns message for it. Expand it with your own X to map the codes
+ *  (for example to a table of names). */
 #define YT_ERROR_LIST(X)                                                                         \
     X(OK, 0, "Success")                                                                          \
     X(EINVAL, -1, "Invalid argument")                                                            \
@@ -92,6 +115,35 @@ YT_API int yt_version(void);
     X(ESTATE, -21, "Not possible in the current state")                                          \
     X(ESYS, -22, "System error")
 
+/**
+ * The error codes: YT_OK (0) and the negative YT_E* values, generated from YT_ERROR_LIST.
+ *
+ * | code | value | message |
+ * | --- | --- | --- |
+ * | YT_OK | 0 | Success |
+ * | YT_EINVAL | -1 | Invalid argument |
+ * | YT_ENOMEM | -2 | Out of memory |
+ * | YT_ETIMEDOUT | -3 | Timed out |
+ * | YT_ECLOSED | -4 | Object is closed |
+ * | YT_EAGAIN | -5 | Nothing available now |
+ * | YT_EADDR | -6 | Invalid address |
+ * | YT_ECONNECT | -7 | Could not connect |
+ * | YT_EBIND | -8 | Could not bind |
+ * | YT_EHANDSHAKE | -9 | Handshake failed |
+ * | YT_EPROTO | -10 | Protocol error |
+ * | YT_EDECODE | -11 | Malformed encoded data |
+ * | YT_EENCODE | -12 | Value cannot be encoded |
+ * | YT_ETOOBIG | -13 | Message too large |
+ * | YT_EFULL | -14 | Queue is full |
+ * | YT_EBUSY | -15 | Resource is busy |
+ * | YT_ENOTFOUND | -16 | Not found |
+ * | YT_ECANCELED | -17 | Cancelled |
+ * | YT_EREMOTE | -18 | The remote side reported an error |
+ * | YT_ECONNLOST | -19 | Connection lost |
+ * | YT_ENOTSUP | -20 | Not supported |
+ * | YT_ESTATE | -21 | Not possible in the current state |
+ * | YT_ESYS | -22 | System error |
+ */
 enum yt_error {
 #define YT_ERROR_ENUM_(name, code, text) YT_##name = (code),
     YT_ERROR_LIST(YT_ERROR_ENUM_)
@@ -131,34 +183,43 @@ typedef enum yt_discard_mode {
  * Values must not be put into two containers, nor into themselves.
  * ------------------------------------------------------------------------------------------- */
 
+/** A value of the OBJECT format (opaque): None, bool, int, float, str, list, tuple or dict. */
 typedef struct yt_value yt_value;
 
+/** The type of a yt_value, named after the Python type it maps to. */
 typedef enum yt_value_type {
-    YT_NONE = 0,
-    YT_BOOL,
-    YT_INT,
-    YT_FLOAT,
-    YT_STRING,
-    YT_LIST,
-    YT_TUPLE,
-    YT_DICT
+    YT_NONE = 0, /**< None */
+    YT_BOOL,     /**< bool */
+    YT_INT,      /**< int, 64-bit signed */
+    YT_FLOAT,    /**< float, a double */
+    YT_STRING,   /**< str, UTF-8 */
+    YT_LIST,     /**< list */
+    YT_TUPLE,    /**< tuple */
+    YT_DICT      /**< dict, in insertion order */
 } yt_value_type;
 
 /** Nesting deeper than this is refused by the decoder and the encoder (the reference fails
  *  around 1000 levels, at Python's recursion limit). */
 #define YT_VALUE_MAX_DEPTH 500
 
+/** A new None, or NULL when out of memory. */
 YT_API yt_value *yt_value_none(void);
+/** A new bool, or NULL when out of memory. */
 YT_API yt_value *yt_value_bool(bool b);
+/** A new int, or NULL when out of memory. */
 YT_API yt_value *yt_value_int(int64_t i);
+/** A new float, or NULL when out of memory. */
 YT_API yt_value *yt_value_float(double d);
 /** A string from NUL-terminated UTF-8; NULL (YT_EINVAL) if s is NULL or not valid UTF-8. */
 YT_API yt_value *yt_value_string(const char *s);
 /** A string from len bytes of UTF-8 (may contain NUL bytes); NULL if invalid. (NULL, 0) gives
  *  the empty string. */
 YT_API yt_value *yt_value_stringn(const char *s, size_t len);
+/** A new empty list, or NULL when out of memory. */
 YT_API yt_value *yt_value_list(void);
+/** A new empty tuple (filled with yt_value_append), or NULL when out of memory. */
 YT_API yt_value *yt_value_tuple(void);
+/** A new empty dict, or NULL when out of memory. */
 YT_API yt_value *yt_value_dict(void);
 
 /** Frees a value and everything in it. NULL is fine. */
@@ -171,7 +232,9 @@ YT_API yt_value_type yt_value_type_of(const yt_value *v);
 /** Read a scalar. YT_EINVAL when v has another type (no conversion, except that
  *  yt_value_as_float also reads ints). */
 YT_API int yt_value_as_bool(const yt_value *v, bool *out);
+/** Reads an int into *out. YT_EINVAL when v is not an int. */
 YT_API int yt_value_as_int(const yt_value *v, int64_t *out);
+/** Reads a float, or an int converted to double, into *out. YT_EINVAL for other types. */
 YT_API int yt_value_as_float(const yt_value *v, double *out);
 /** A string's bytes (borrowed, NUL-terminated; *len, if given, receives the byte length),
  *  or NULL when v is not a string. */
@@ -193,6 +256,7 @@ YT_API int yt_value_dict_set(yt_value *d, yt_value *key, yt_value *val);
 YT_API int yt_value_dict_set_str(yt_value *d, const char *key, yt_value *val);
 /** The value stored under key (borrowed) or NULL. */
 YT_API const yt_value *yt_value_dict_get(const yt_value *d, const yt_value *key);
+/** The value stored under the string key (borrowed) or NULL. */
 YT_API const yt_value *yt_value_dict_get_str(const yt_value *d, const char *key);
 /** Pair i of a dict in insertion order (borrowed). YT_EINVAL when out of range or not a dict. */
 YT_API int yt_value_dict_entry(const yt_value *d, size_t i, const yt_value **key,
@@ -228,8 +292,11 @@ YT_API int yt_value_decode(const void *data, size_t len, yt_value **out);
  * their options name another one).
  * ------------------------------------------------------------------------------------------- */
 
+/** An event loop (opaque): a queue of events and timers, run by yt_loop_process(). */
 typedef struct yt_loop yt_loop;
+/** A signal (opaque): emitting it posts one event per bound handler to its loop. */
 typedef struct yt_signal yt_signal;
+/** A timer (opaque) that calls a function through its loop. */
 typedef struct yt_timer yt_timer;
 
 /** What a signal handler receives. Valid only during the call. */
@@ -240,7 +307,9 @@ typedef struct yt_event {
     const char *text;  /**< signal-specific text or NULL: closed gives the reason */
 } yt_event;
 
+/** A signal handler: ev describes the emission, user is what was given to yt_signal_bind. */
 typedef void (*yt_handler_fn)(const yt_event *ev, void *user);
+/** A callback of yt_loop_call_later, a timer, or yt_loop_embed's notifier. */
 typedef void (*yt_callback_fn)(void *user);
 
 /** The process-wide default loop, created on first use, never freed. Any thread. */
@@ -331,6 +400,7 @@ YT_API int yt_timer_new(yt_loop *loop, double interval, bool oneshot, yt_callbac
 YT_API int yt_timer_start(yt_timer *t);
 /** Stops the timer; a stopped timer never calls fn again. Any thread. */
 YT_API void yt_timer_stop(yt_timer *t);
+/** True while the timer is started (a oneshot timer stops once it fired). Any thread. */
 YT_API bool yt_timer_running(yt_timer *t);
 /** Changes the interval; applies from the next (re)start. YT_EINVAL for a negative interval. */
 YT_API int yt_timer_set_interval(yt_timer *t, double interval);
@@ -354,7 +424,9 @@ YT_API void yt_timer_free(yt_timer *t);
  * keep it alive until their queued events have run, so a handler always sees a valid source.
  * ------------------------------------------------------------------------------------------- */
 
+/** A context (opaque): a node of a yoton network, owning connections and channels. */
 typedef struct yt_context yt_context;
+/** A connection (opaque, reference-counted) between two contexts. */
 typedef struct yt_connection yt_connection;
 
 /** Whether heartbeats prove the IO threads or the application alive. */
@@ -369,6 +441,7 @@ typedef enum yt_heartbeat_policy {
     YT_HEARTBEAT_APP = 1
 } yt_heartbeat_policy;
 
+/** Settings of a new context; fill with yt_context_options_init() and change what you need. */
 typedef struct yt_context_options {
     size_t queue_size;          /**< bound of every package queue; default 10000 */
     yt_discard_mode discard;    /**< what a full queue drops; default YT_DISCARD_OLD */
@@ -488,6 +561,7 @@ YT_API yt_signal *yt_connection_closed_signal(yt_connection *c);
 
 /** The timeout for timedout, in seconds (default and minimum 0.5). YT_EINVAL below 0.5. */
 YT_API int yt_connection_set_timeout(yt_connection *c, double seconds);
+/** The timeout for timedout, in seconds. */
 YT_API double yt_connection_timeout(yt_connection *c);
 
 YT_API bool yt_connection_is_alive(yt_connection *c);     /**< waiting or connected */
@@ -495,9 +569,11 @@ YT_API bool yt_connection_is_connected(yt_connection *c); /**< connected (hostin
 YT_API bool yt_connection_is_waiting(yt_connection *c);   /**< bound, no peer yet */
 /** The name; borrowed, valid until renamed. Never NULL. */
 YT_API const char *yt_connection_name(yt_connection *c);
+/** Renames the connection (the name is copied). YT_EINVAL (name NULL), YT_ENOMEM. */
 YT_API int yt_connection_set_name(yt_connection *c, const char *name);
 /** Copies the host text of this end (1) or the other end (2, "" when not connected) into buf. */
 YT_API int yt_connection_hostname1(yt_connection *c, char *buf, size_t size);
+/** Like yt_connection_hostname1, for the other end. */
 YT_API int yt_connection_hostname2(yt_connection *c, char *buf, size_t size);
 YT_API int yt_connection_port1(yt_connection *c); /**< the local port (the bound port) */
 YT_API int yt_connection_port2(yt_connection *c); /**< the peer's port; 0 when not connected */
@@ -505,8 +581,8 @@ YT_API uint64_t yt_connection_id1(yt_connection *c); /**< own context id */
 /** The peer's id as its handshake said (for a Python peer whose id is below 2^60, this is
  *  the reference's misparse; see docs). 0 when not connected. */
 YT_API uint64_t yt_connection_id2(yt_connection *c);
-YT_API long yt_connection_pid1(yt_connection *c);
-YT_API long yt_connection_pid2(yt_connection *c);
+YT_API long yt_connection_pid1(yt_connection *c); /**< own process id */
+YT_API long yt_connection_pid2(yt_connection *c); /**< the peer's process id; 0 if not connected */
 /** The reason it closed (borrowed, stable once closed), or NULL while open. */
 YT_API const char *yt_connection_close_reason(yt_connection *c);
 /** Packages its out-queue discarded because it was full. */
@@ -520,6 +596,7 @@ YT_API uint64_t yt_connection_discarded(yt_connection *c);
  * yt_msg_free(). NULL stands for the empty message: every accessor accepts it.
  * ------------------------------------------------------------------------------------------- */
 
+/** A received message (opaque): its payload and the id of its sender. */
 typedef struct yt_msg yt_msg;
 
 YT_API const void *yt_msg_data(const yt_msg *m); /**< the payload (borrowed); "" for NULL */
@@ -531,6 +608,7 @@ YT_API const char *yt_msg_text(const yt_msg *m);
 YT_API int yt_msg_value(const yt_msg *m, yt_value **out);
 /** The id of the context that sent it (0 for NULL). */
 YT_API uint64_t yt_msg_source(const yt_msg *m);
+/** Frees a message. NULL is fine. */
 YT_API void yt_msg_free(yt_msg *m);
 
 /* ---------------------------------------------------------------------------------------------
@@ -548,10 +626,14 @@ YT_API void yt_msg_free(yt_msg *m);
  * safe to use from any thread; one channel may be used by several threads at once.
  * ------------------------------------------------------------------------------------------- */
 
+/** A channel (opaque): a publisher, subscriber, requester, replier or state channel. */
 typedef struct yt_channel yt_channel;
 
+/** Message type: UTF-8 text (the reference's TEXT). */
 #define YT_TEXT "txt"
+/** Message type: bytes (the reference's BINARY). */
 #define YT_BINARY "bin"
+/** Message type: a yt_value in the OBJECT format (the reference's OBJECT). */
 #define YT_OBJECT "obj"
 /**
  * A zlib-compressed variant of any message type: the type name "zlib-" + the inner name, e.g.
@@ -579,6 +661,7 @@ YT_API void yt_channel_free(yt_channel *ch);
 /** Closes the channel: it stops sending and receiving and frees its slots; messages still
  *  queued are dropped. Blocked receivers wake with YT_ECLOSED. Idempotent. */
 YT_API void yt_channel_close(yt_channel *ch);
+/** True once the channel is closed (by yt_channel_close, its context, or yt_context_close). */
 YT_API bool yt_channel_closed(yt_channel *ch);
 
 /**
@@ -614,6 +697,7 @@ YT_API uint64_t yt_channel_discarded(yt_channel *ch);
 YT_API yt_signal *yt_channel_received_signal(yt_channel *ch);
 /** The channel's slot ids (sending and receiving; 0 when the channel has none). */
 YT_API uint64_t yt_channel_slot_out(yt_channel *ch);
+/** The receiving slot id (0 when the channel does not receive). */
 YT_API uint64_t yt_channel_slot_in(yt_channel *ch);
 
 /* ---------------------------------------------------------------------------------------------
@@ -672,6 +756,7 @@ YT_API int yt_channel_set_refuse_when_full(yt_channel *ch, bool on);
  * (OBJECT messages); request and reply channels always use the OBJECT type.
  * ------------------------------------------------------------------------------------------- */
 
+/** The pending result of one request (opaque), owned by the caller of yt_req_call. */
 typedef struct yt_future yt_future;
 
 /** A requester on slot_base. Errors as yt_pub_new. */
@@ -709,6 +794,7 @@ YT_API const char *yt_future_exception(yt_future *f);
 /** Cancels a request no replier has taken yet; true when it is now cancelled. A running
  *  request cannot be cancelled (it may already be executing). */
 YT_API bool yt_future_cancel(yt_future *f);
+/** True once the request was cancelled (by yt_future_cancel or the auto-cancel timeout). */
 YT_API bool yt_future_cancelled(yt_future *f);
 /** True once a replier acknowledged the request and until it is done. */
 YT_API bool yt_future_running(yt_future *f);
@@ -746,6 +832,8 @@ typedef enum yt_rep_mode {
 YT_API int yt_rep_new(yt_context *ctx, const char *slot_base, yt_channel **out);
 /** Registers (or replaces) the handler of method. YT_EINVAL for a bad name or NULL fn. */
 YT_API int yt_rep_register(yt_channel *rep, const char *method, yt_rep_fn fn, void *user);
+/** Sets how requests are handled (default YT_REP_OFF). YT_EINVAL (not a replier, unknown
+ *  mode), YT_ECLOSED (switching a closed replier on). */
 YT_API int yt_rep_set_mode(yt_channel *rep, yt_rep_mode mode);
 /** Handles pending requests on the calling thread, waiting up to timeout for the first one.
  *  Returns the number handled (>= 0) or an error. Any mode; meant for YT_REP_OFF. */
@@ -765,6 +853,7 @@ YT_API int yt_rep_process(yt_channel *rep, double timeout);
  * it again (yt_state_send_last) after others joined.
  * ------------------------------------------------------------------------------------------- */
 
+/** A state channel on slot_base with message type type. Errors as yt_pub_new. */
 YT_API int yt_state_new(yt_context *ctx, const char *slot_base, const char *type,
                         yt_channel **out);
 /** Sends the current state again (if there is one). */
@@ -820,6 +909,7 @@ YT_API FILE *yt_stream_reader(yt_channel *sub);
 YT_API int yt_do_request(const char *address, const char *request, double timeout,
                          char **reply);
 
+/** A RequestServer (opaque): a line-based request/reply server (the reference's). */
 typedef struct yt_request_server yt_request_server;
 
 /**
