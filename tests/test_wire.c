@@ -498,8 +498,9 @@ static void test_flush_times_out_and_close_wakes_it(void)
     CU_ASSERT(el >= 0.3);
     CU_ASSERT(el < 2.0);
     CU_ASSERT_EQUAL(yt_context_flush(w.ctx, 0.2), YT_ETIMEDOUT);
-    /* Closing from another thread wakes a flush that would wait forever. */
-    closer_arg ca = {w.c, 0.2};
+    /* Closing from another thread wakes a flush that would wait forever. (The delay leaves
+     * the flush time to start waiting even on a slow machine or under valgrind.) */
+    closer_arg ca = {w.c, 1.0};
     pthread_t t;
     pthread_create(&t, NULL, close_after, &ca);
     t0 = mono_now();

@@ -439,8 +439,10 @@ static int cmd_pub(yt_context *ctx, opts *o)
     if (yt_pub_new(ctx, o->pos[1], o->type, &pub) != YT_OK)
         return fail(EX_FAIL, "%s", yt_last_error());
     yt_connection *c;
-    if ((rc = open_link(ctx, o->pos[0], o->bind != 0, &c)))
+    if ((rc = open_link(ctx, o->pos[0], o->bind != 0, &c))) {
+        yt_channel_free(pub);
         return rc;
+    }
     bool reported = false;
     char *line = NULL;
     size_t cap = 0;
@@ -510,8 +512,10 @@ static int cmd_sub(yt_context *ctx, opts *o)
     if (o->sync)
         yt_sub_set_sync_mode(sub, true);
     yt_connection *c;
-    if ((rc = open_link(ctx, o->pos[0], o->bind == 1, &c)))
+    if ((rc = open_link(ctx, o->pos[0], o->bind == 1, &c))) {
+        yt_channel_free(sub);
         return rc;
+    }
     bool reported = false;
     long got = 0;
     double last = now();
