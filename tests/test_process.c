@@ -135,6 +135,36 @@ static void test_stopped_peer_times_out(void)
     proc_down(&p);
 }
 
+static void test_nothing_lost_while_stopped(void)
+{
+    proc_net p;
+    proc_up(&p);
+    ping(&p, "before");
+    /* 500 messages sent while the peer is stopped for longer than the time-out: they wait in
+     * queues and socket buffers; after SIGCONT every one is answered, in order. */
+    kill(p.pid, SIGSTOP);
+    for (int i = 0; i < 500; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "held %d", i);
+        CU_ASSERT_EQUAL(yt_channel_send_text(p.pub, t), YT_OK);
+    }
+    CU_ASSERT_TRUE(wait_until(p.loop, has_events, &p.timedout, 5.0));
+    CU_ASSERT_EQUAL(p.timedout.flag[0], 1);
+    kill(p.pid, SIGCONT);
+    for (int i = 0; i < 500; i++) {
+        yt_msg *m = NULL;
+        CU_ASSERT_EQUAL_FATAL(yt_channel_recv(p.sub, 10.0, &m), YT_OK);
+        char want[32];
+        snprintf(want, sizeof want, "pong:held %d", i);
+        CU_ASSERT_STRING_EQUAL(yt_msg_text(m), want);
+        yt_msg_free(m);
+    }
+    CU_ASSERT_TRUE(wait_until(p.loop, has_two, &p.timedout, 5.0));
+    CU_ASSERT_EQUAL(p.timedout.flag[1], 0);
+    CU_ASSERT_EQUAL(p.closed.count, 0);
+    proc_down(&p);
+}
+
 static void test_killed_peer_closes(void)
 {
     proc_net p;
@@ -154,6 +184,7 @@ void yt_suite_process(void)
 {
     static const yt_test_def t[] = {{"two_processes", test_two_processes},
                                     {"stopped_peer_times_out", test_stopped_peer_times_out},
+                                    {"nothing_lost_while_stopped", test_nothing_lost_while_stopped},
                                     {"killed_peer_closes", test_killed_peer_closes},
                                     {NULL, NULL}};
     yt_add_suite("process", t);
