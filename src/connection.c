@@ -37,6 +37,7 @@
 #include "util.h"
 
 #include <arpa/inet.h>
+#include <linux/sockios.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -47,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -58,7 +60,8 @@
 #define GROW_START (4u << 20)
 #define BATCH_MAX 256
 #define IO_STACK (128 * 1024)
-/* How long an orderly close waits for the peer to close its end. */
+/* How long an orderly close waits for the peer to close its end once it has acknowledged all our
+ * bytes. While bytes are still unacknowledged it waits as long as the peer keeps taking them. */
 #define LINGER 0.5
 
 struct yt_connection {
@@ -598,8 +601,14 @@ static void io_exit(yt_connection *c)
     yti_queue_close(c->outq);
     yti_thread_join(&c->send_thread);
     yti_mutex_lock(&c->lock);
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        /* Unread bytes at close make the kernel reset the connection, dropping anything it
+         * still had to send: read them away first. */
+        char sink[4096];
+        while (recv(c->fd, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+        }
         close(c->fd);
+    }
     if (c->listen_fd >= 0)
         close(c->listen_fd);
     c->fd = c->listen_fd = -1;
@@ -952,6 +961,74 @@ void yti_conn_shutdown(yt_connection *c, const char *reason)
     join_io(c);
 }
 
+/* Waits until everything queued, the close package included, is written, for as long as the
+ * sender keeps making progress (a backlog to a slow peer must not be cut off after a fixed
+ * time), giving up once nothing was written for the connection's timeout (at least 1 s). */
+static void flush_while_progressing(yt_connection *c)
+{
+    double step = atomic_load(&c->timeout);
+    if (step < 1.0)
+        step = 1.0;
+    uint64_t last = UINT64_MAX;
+    for (;;) {
+        if (flush_until(c, yti_deadline(step)) != YT_ETIMEDOUT)
+            return;
+        yti_mutex_lock(&c->lock);
+        uint64_t now_written = c->written;
+        yti_mutex_unlock(&c->lock);
+        if (now_written == last)
+            return;
+        last = now_written;
+    }
+}
+
+/* Bytes written to fd that the peer has not acknowledged yet (0 when unknown). */
+static int unacked(int fd)
+{
+    int n = 0;
+    if (fd < 0 || ioctl(fd, SIOCOUTQ, &n) < 0)
+        return 0;
+    return n;
+}
+
+/*
+ * The end of an orderly close: half-close, then let the receiver read until the peer, told by
+ * the close package, closes its end. Two ways a close can lose what was sent are avoided:
+ * closing while the peer has not yet taken all our bytes, and closing with unread bytes (a
+ * peer's heartbeats) in our receive buffer; the latter makes the kernel reset the connection and
+ * drop whatever it still had to send. So this waits for the peer's end-of-file as long as the
+ * peer keeps acknowledging our bytes, giving up when it took nothing for the connection's
+ * timeout, and at most LINGER once everything was acknowledged.
+ */
+static void linger(yt_connection *c)
+{
+    double to = atomic_load(&c->timeout);
+    uint64_t idle_limit = (uint64_t)((to > LINGER ? to : LINGER) * 1e9);
+    uint64_t start = yti_now(), progress = start;
+    yti_mutex_lock(&c->lock);
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_WR);
+    int last = unacked(c->fd);
+    while (!c->rx_eof && !c->io_exited) {
+        yti_cond_until(&c->cond, &c->lock, yti_now() + 50000000u);
+        if (c->rx_eof || c->io_exited)
+            break;
+        uint64_t now = yti_now();
+        int q = c->fd >= 0 ? unacked(c->fd) : 0;
+        if (q > 0) {
+            if (q < last) {
+                last = q;
+                progress = now;
+            } else if (now - progress > idle_limit) {
+                break; /* the peer stopped taking data */
+            }
+        } else if (now - start > (uint64_t)(LINGER * 1e9)) {
+            break; /* all acknowledged; the peer did not close its end in time */
+        }
+    }
+    yti_mutex_unlock(&c->lock);
+}
+
 static void general_close(yt_connection *c, const char *reason, bool notify)
 {
     yti_mutex_lock(&c->lock);
@@ -970,21 +1047,10 @@ static void general_close(yt_connection *c, const char *reason, bool notify)
             p->slot = YTI_SLOT_DUMMY;
             p->source_seq = 1; /* the close package */
             yti_queue_push_unbounded(c->outq, p);
-            flush_until(c, yti_deadline(1.0));
+            flush_while_progressing(c);
         }
-        /* Half-close and let the receiver read until the peer, told by the close package,
-         * closes its end. Closing with unread bytes (a peer's heartbeats) would make the kernel
-         * reset the connection, and the peer would see "Connection reset" or "Broken pipe"
-         * instead of "Closed from other end.". Bounded: a peer that never closes costs 0.5 s. */
-        if (!on_own_thread(c)) {
-            yti_mutex_lock(&c->lock);
-            if (c->fd >= 0)
-                shutdown(c->fd, SHUT_WR);
-            uint64_t deadline = yti_deadline(LINGER);
-            while (!c->rx_eof && !c->io_exited && yti_cond_until(&c->cond, &c->lock, deadline)) {
-            }
-            yti_mutex_unlock(&c->lock);
-        }
+        if (!on_own_thread(c))
+            linger(c);
     }
 
     yti_mutex_lock(&c->lock);

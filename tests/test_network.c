@@ -727,6 +727,60 @@ static void test_app_heartbeat_policy(void)
     yt_loop_free(kloop);
 }
 
+static void test_relay_close_after_flush_loses_nothing(void)
+{
+    /* A publisher sends through a broker that fans out to many subscribers (so the broker
+     * reads slower than the publisher writes), flushes, and frees its context at once. Flushing
+     * only means "in our kernel's buffers": the close must not cut off what the broker has not
+     * taken yet. Every message is delivered or counted as discarded by a full queue. */
+    enum { NSUB = 100, N = 20000 };
+    yt_context *p, *b, *s[NSUB];
+    yt_channel *pub, *sub[NSUB];
+    p = make_ctx(NULL);
+    b = make_ctx(NULL);
+    int port;
+    yt_connection *c = bind_any(b, &port);
+    yt_connection_release(c);
+    yt_connection_release(connect_port(p, port));
+    for (int i = 0; i < NSUB; i++) {
+        s[i] = make_ctx(NULL);
+        CU_ASSERT_EQUAL_FATAL(yt_sub_new(s[i], "fan", YT_BINARY, &sub[i]), YT_OK);
+        c = bind_any(b, &port);
+        yt_connection_release(c);
+        yt_connection *sc = connect_port(s[i], port);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(sc);
+        yt_connection_release(sc);
+    }
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(p, "fan", YT_BINARY, &pub), YT_OK);
+    char buf[1024];
+    memset(buf, 'f', sizeof buf);
+    for (int i = 0; i < N; i++)
+        yt_channel_send(pub, buf, sizeof buf);
+    CU_ASSERT_EQUAL(yt_context_flush(p, 10.0), YT_OK);
+    yt_channel_free(pub);
+    yt_context_free(p);
+    /* Count until nothing more arrives for a while. */
+    uint64_t got = 0, last = (uint64_t)-1;
+    double quiet = mono_now();
+    while (mono_now() - quiet < 1.0) {
+        uint64_t total = 0;
+        for (int i = 0; i < NSUB; i++)
+            total += yt_channel_pending(sub[i]) + yt_channel_discarded(sub[i]);
+        if (total != last) {
+            last = total;
+            quiet = mono_now();
+        }
+        usleep(20000);
+    }
+    got = last;
+    CU_ASSERT_EQUAL(got, (uint64_t)N * NSUB);
+    for (int i = 0; i < NSUB; i++) {
+        yt_channel_free(sub[i]);
+        yt_context_free(s[i]);
+    }
+    yt_context_free(b);
+}
+
 void yt_suite_network(void)
 {
     static const yt_test_def t[] = {
@@ -748,6 +802,7 @@ void yt_suite_network(void)
         {"recv_timeouts_and_close_wakes", test_recv_timeouts_and_close_wakes},
         {"churn_releases_everything", test_churn_releases_everything},
         {"app_heartbeat_policy", test_app_heartbeat_policy},
+        {"relay_close_after_flush_loses_nothing", test_relay_close_after_flush_loses_nothing},
         {NULL, NULL}};
     yt_add_suite("network", t);
 }
