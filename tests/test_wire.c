@@ -485,15 +485,11 @@ static void test_flush_times_out_and_close_wakes_it(void)
     o.sndbuf = 16384;
     wire w;
     wire_up(&w, &o, RAW_ID);
-    /* The raw peer never reads, and its receive buffer is pinned small (loopback buffers
-     * autotune up to 32 MiB here, which would take the 8 MiB on a slow run): 8 MiB can never
-     * all be written. */
+    /* The raw peer never reads, and 64 MiB exceed anything the socket buffers on both sides can
+     * hold (loopback autotunes up to 32 MiB here): they can never all be written. */
     int small = 16384;
     setsockopt(w.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    yt_channel *pub;
-    yt_pub_new(w.ctx, "flood", YT_BINARY, &pub);
-    char *blob = calloc(1, 1 << 20);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 64; i++)
         yt_channel_send(pub, blob, 1 << 20);
     free(blob);
     double t0 = mono_now();
