@@ -2,9 +2,10 @@
 # Builds libyoton with its tests and runs every test through CTest.
 #   scripts/test.sh            normal build in build/
 #   YT_SANITIZE=address|thread scripts/test.sh   sanitizer build in build-<name>/
-#   YT_FULL=1 scripts/test.sh  (and always in CI, where CI=true) the normal run, then the whole
-#       suite again under ASan+UBSan and under TSan, valgrind memcheck on a subset, and every
-#       fuzz target for 60 s (YT_FUZZ_SECONDS). See docs/reliability.md for the time it takes.
+#   YT_FULL=1 scripts/test.sh  the normal run, then the whole suite again under ASan+UBSan and
+#       under TSan, valgrind memcheck on a subset, and every fuzz target for 60 s
+#       (YT_FUZZ_SECONDS). Not yet run automatically in CI: its total time and stability have not
+#       been verified end to end (docs/reliability.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
@@ -25,9 +26,8 @@ cmake -S . -B "$dir" -DYOTON_BUILD_TESTS=ON -DYOTON_WERROR="$werror" -DYOTON_SAN
 cmake --build "$dir" -j"$(nproc)"
 (cd "$dir" && ctest --output-on-failure -j"$(nproc)")
 
-# The full run: only from the top-level call (YT_SANITIZE unset), in CI or when asked.
+# The full run: only from the top-level call (YT_SANITIZE unset), when asked.
 full="${YT_FULL:-}"
-[ "${CI:-}" = "true" ] && full=1
 if [ -n "$full" ] && [ -z "$san" ]; then
   t0=$SECONDS
   yt_need_pkgs valgrind clang python3
