@@ -62,7 +62,7 @@
 #define IO_STACK (128 * 1024)
 /* How long an orderly close waits for the peer to close its end once it has acknowledged all our
  * bytes. While bytes are still unacknowledged it waits as long as the peer keeps taking them. */
-#define LINGER 0.5
+#define LINGER 3.0
 
 struct yt_connection {
     atomic_uint refs;
