@@ -7,8 +7,9 @@
  * on only `refs` changes, through C11 atomics, so any number of threads (connection senders,
  * channel readers) may hold and release the same package without a lock. The last unref frees.
  *
- * The header is seven little-endian u64 fields written and read byte by byte (yti_le64_*), never
- * by casting a struct onto the wire, so host endianness and alignment do not matter. Decoding is
+ * The header is seven little-endian u64 fields written and read field by field (yti_le64_*: one
+ * unaligned 8-byte copy on little-endian hosts, bytes elsewhere), never by casting a struct
+ * onto the wire, so host endianness and alignment do not matter. Decoding is
  * total: every 56-byte input yields a header; only the control word is validated here (the
  * length is checked against a cap by the connection, which knows it).
  */
