@@ -45,6 +45,14 @@ void yti_mutex_lock(yti_mutex *m)
         yti_fatal("pthread_mutex_lock", rc);
 }
 
+bool yti_mutex_trylock(yti_mutex *m)
+{
+    int rc = pthread_mutex_trylock(&m->m);
+    if (rc && rc != EBUSY)
+        yti_fatal("pthread_mutex_trylock", rc);
+    return rc == 0;
+}
+
 void yti_mutex_unlock(yti_mutex *m)
 {
     int rc = pthread_mutex_unlock(&m->m);

@@ -35,6 +35,8 @@ void yti_mutex_init(yti_mutex *m);
 void yti_mutex_destroy(yti_mutex *m);
 void yti_mutex_lock(yti_mutex *m);
 void yti_mutex_unlock(yti_mutex *m);
+/* Takes m if it is free; true when taken. Never waits. */
+bool yti_mutex_trylock(yti_mutex *m);
 
 void yti_cond_init(yti_cond *c);
 void yti_cond_destroy(yti_cond *c);

@@ -49,6 +49,7 @@
 #include "platform.h"
 #include "util.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define INITIAL_CAP 16
@@ -67,10 +68,12 @@ struct yti_queue {
     size_t cap;  /* slots in ring */
     size_t head; /* index of the first package */
     size_t len;
+    atomic_size_t alen; /* len, mirrored for readers that take no lock (yti_queue_len_hint) */
     size_t max;
     yt_discard_mode mode;
     bool closed;
     bool consumer;
+    bool kicked;               /* yti_queue_kick: the next yti_queue_wait returns at once */
     size_t poppers;            /* threads asleep in pop / pop_many */
     size_t watchers;           /* threads asleep in yti_queue_wait */
     throttle_waiter *throttled; /* throttled pushers asleep */
@@ -97,6 +100,7 @@ yti_queue *yti_queue_new(size_t max, yt_discard_mode mode)
         return NULL;
     }
     q->max = max;
+    atomic_init(&q->alen, 0);
     q->mode = mode;
     yti_mutex_init(&q->mu);
     yti_cond_init(&q->nonempty);
@@ -155,6 +159,7 @@ static void append(yti_queue *q, yti_pkg *p)
         k -= q->cap;
     q->ring[k] = p;
     q->len++;
+    atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
 }
 
 static yti_pkg *take_first(yti_queue *q)
@@ -163,6 +168,7 @@ static yti_pkg *take_first(yti_queue *q)
     if (++q->head == q->cap)
         q->head = 0;
     q->len--;
+    atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
     return p;
 }
 
@@ -311,6 +317,7 @@ static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
             q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
             q->ring[q->head] = p;
             q->len++;
+            atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
         } else {
             append(q, p);
             q->pushed++;
@@ -397,10 +404,37 @@ yti_pkg *yti_queue_peek(yti_queue *q)
 
 int yti_queue_wait(yti_queue *q, uint64_t deadline)
 {
+    int rc;
     yti_mutex_lock(&q->mu);
-    int rc = wait_nonempty(q, deadline, &q->watchers);
+    for (;;) {
+        if (q->closed) {
+            rc = yti_error(YT_ECLOSED, "Queue is closed");
+            break;
+        }
+        if (q->len || q->kicked) {
+            rc = YT_OK;
+            break;
+        }
+        if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline)) {
+            rc = yti_error(YT_ETIMEDOUT, "Timed out waiting for a package");
+            break;
+        }
+        q->watchers++;
+        yti_cond_until(&q->nonempty, &q->mu, deadline);
+        q->watchers--;
+    }
+    q->kicked = false;
     yti_mutex_unlock(&q->mu);
     return rc;
+}
+
+void yti_queue_kick(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    q->kicked = true;
+    if (q->watchers)
+        yti_cond_broadcast(&q->nonempty);
+    yti_mutex_unlock(&q->mu);
 }
 
 /* ---- state ---- */
@@ -451,6 +485,7 @@ size_t yti_queue_clear(yti_queue *q)
     }
     q->head = 0;
     q->len = 0;
+    atomic_store_explicit(&q->alen, 0, memory_order_relaxed);
     if (spare && q->cap > INITIAL_CAP) {
         yti_pkg **big = q->ring;
         q->ring = spare;
@@ -470,6 +505,11 @@ size_t yti_queue_len(yti_queue *q)
     size_t n = q->len;
     yti_mutex_unlock(&q->mu);
     return n;
+}
+
+size_t yti_queue_len_hint(yti_queue *q)
+{
+    return atomic_load_explicit(&q->alen, memory_order_relaxed);
 }
 
 size_t yti_queue_max(yti_queue *q)

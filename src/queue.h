@@ -59,6 +59,10 @@ yti_pkg *yti_queue_peek(yti_queue *q);
 /* Waits until the queue is non-empty (or closed / deadline); removes nothing. */
 int yti_queue_wait(yti_queue *q, uint64_t deadline);
 
+/* Ends the current or next yti_queue_wait() with YT_OK although the queue may be empty: its
+ * consumer has other work (a connection's sender: finishing a write another thread began). */
+void yti_queue_kick(yti_queue *q);
+
 /* Marks whether a consumer (a sender thread) is draining the queue; see push_throttled. */
 void yti_queue_set_consumer(yti_queue *q, bool active);
 
@@ -68,6 +72,10 @@ bool yti_queue_closed(yti_queue *q);
 size_t yti_queue_clear(yti_queue *q);
 
 size_t yti_queue_len(yti_queue *q);
+/* The length without taking the lock: exact when the caller itself is the only thread that can
+ * change it at that moment, otherwise a value it recently had (fast paths that re-check under
+ * the lock or can tolerate being one package off). */
+size_t yti_queue_len_hint(yti_queue *q);
 size_t yti_queue_max(yti_queue *q);
 /* Packages dropped because the queue was full (not those refused after close). */
 uint64_t yti_queue_discarded(yti_queue *q);
