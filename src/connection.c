@@ -6,6 +6,14 @@
  *     queued (a batch) and writes headers and payloads with one sendmsg() per batch (no copy);
  *     when the wait times out it writes a heartbeat (under the app policy, only while the
  *     application has shown itself alive within the timeout);
+ *   - a thread sending a package after a pause (none in the last 5 us on this link), when
+ *     nothing is queued or being written, writes it to the socket itself without blocking
+ *     (MSG_DONTWAIT) instead of queueing it: one thread hand-off less per hop for request/reply
+ *     traffic, while streams still go through the sender's batches. The write lock (wlock)
+ *     orders the two writers: the sender takes packages off the queue only while holding it,
+ *     and a direct writer reserves it under the context lock (no push can come in between), so
+ *     the wire order is the queue order. A part the socket did not take is left to the sender,
+ *     which finishes it before anything else;
  *   - the receiver ("yt-recv") polls the socket with the connection's timeout, reads through a
  *     64 KiB buffer (payloads larger than half of it are read straight into their own package),
  *     emits timedout(true/false) on the edges of silence, and hands every package to the
@@ -63,6 +71,9 @@
 /* How long an orderly close waits for the peer to close its end once it has acknowledged all our
  * bytes. While bytes are still unacknowledged it waits as long as the peer keeps taking them. */
 #define LINGER 3.0
+/* A send at least this long after the previous one on a connection may write to the socket
+ * itself (yti_conn_reserve_direct): one thread hand-off less for request/reply traffic. */
+#define DIRECT_GAP_NS 5000u
 
 struct yt_connection {
     atomic_uint refs;
@@ -91,6 +102,17 @@ struct yt_connection {
     bool rx_eof;    /* the receiver met end-of-file (the peer closed its end) */
     int flush_waiters;
     uint64_t written; /* packages written by the sender */
+
+    /* The socket's write side, taken by whoever writes to it: the sender thread (queued
+     * packages, heartbeats) or an application thread writing one package directly
+     * (yti_conn_reserve_direct). Lock order: context lock, then wlock, then lock. */
+    yti_mutex wlock;
+    int wfd;               /* guarded by wlock: the connected socket, -1 before and after */
+    yti_pkg *pending;      /* guarded by wlock: a direct write the socket took only part of */
+    size_t pending_off;    /* bytes of header + payload of `pending` already written */
+    atomic_uint_least64_t direct_taken; /* packages taken by direct writes (for flushing) */
+    atomic_uint_least64_t last_send;    /* monotonic ns of the last yti_conn_reserve_direct */
+    atomic_uint_least64_t last_direct;  /* monotonic ns of the last direct write */
 
     _Atomic double timeout;
     yti_queue *outq;
@@ -131,7 +153,10 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     c->id1 = own_id;
     c->link_id = atomic_fetch_add(&next_link, 1);
     c->cfg = *cfg;
-    c->fd = c->listen_fd = c->hs_fd = -1;
+    c->fd = c->listen_fd = c->hs_fd = c->wfd = -1;
+    atomic_init(&c->direct_taken, 0);
+    atomic_init(&c->last_send, 0);
+    atomic_init(&c->last_direct, 0);
     c->name = strdup(name ? name : "");
     c->outq = yti_queue_new(cfg->queue_size, cfg->discard);
     if (!c->name || !c->outq || yt_signal_new(cfg->loop, c, false, &c->timedout_sig) != YT_OK ||
@@ -145,6 +170,7 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     yti_signal_set_source_hooks(c->timedout_sig, source_ref, source_unref);
     yti_signal_set_source_hooks(c->closed_sig, source_ref, source_unref);
     yti_mutex_init(&c->lock);
+    yti_mutex_init(&c->wlock);
     yti_cond_init(&c->cond);
     return c;
 }
@@ -170,7 +196,9 @@ static void conn_free(yt_connection *c)
     yt_signal_free(c->timedout_sig);
     yt_signal_free(c->closed_sig);
     yti_queue_free(c->outq);
+    yti_pkg_unref(c->pending);
     yti_cond_destroy(&c->cond);
+    yti_mutex_destroy(&c->wlock);
     yti_mutex_destroy(&c->lock);
     free(c->name);
     free(c->reason);
@@ -330,6 +358,51 @@ static int send_iov(int fd, struct iovec *iov, size_t n)
     return 0;
 }
 
+/* Counts n packages as written and wakes flushers. */
+static void count_written(yt_connection *c, uint64_t n)
+{
+    yti_mutex_lock(&c->lock);
+    c->written += n;
+    if (c->flush_waiters)
+        yti_cond_broadcast(&c->cond);
+    yti_mutex_unlock(&c->lock);
+}
+
+/* Points iov at what is left of p's header (encoded into hdr) and payload after its first off
+ * bytes; returns the number of entries (at most 2). */
+static size_t pkg_iov(const yti_pkg *p, unsigned char hdr[YTI_HEADER_SIZE], size_t off,
+                      struct iovec *iov)
+{
+    size_t k = 0;
+    yti_header_encode_pkg(p, hdr);
+    if (off < YTI_HEADER_SIZE) {
+        iov[k].iov_base = hdr + off;
+        iov[k++].iov_len = YTI_HEADER_SIZE - off;
+        off = 0;
+    } else {
+        off -= YTI_HEADER_SIZE;
+    }
+    if (p->len > off) {
+        iov[k].iov_base = p->data + off;
+        iov[k++].iov_len = p->len - off;
+    }
+    return k;
+}
+
+/* No direct write has happened within a heartbeat interval (those show the link alive too). */
+static bool quiet_since_direct(yt_connection *c)
+{
+    uint64_t last = atomic_load_explicit(&c->last_direct, memory_order_relaxed);
+    return yti_now() - last >= (uint64_t)(YTI_HEARTBEAT_INTERVAL * 1e9);
+}
+
+/*
+ * The sender thread: waits until the out-queue has packages (or a direct write left a remainder,
+ * or a heartbeat is due), then, holding the write lock, finishes that remainder and writes every
+ * queued package with one sendmsg per batch. Packages are taken from the queue only under the
+ * write lock, so a direct writer (who needs the queue empty and the lock free) can never
+ * overtake packages popped but not yet written.
+ */
 static void *sender_main(void *arg)
 {
     yt_connection *c = arg;
@@ -342,35 +415,35 @@ static void *sender_main(void *arg)
     yti_mutex_unlock(&c->lock);
 
     for (;;) {
-        size_t n = 0;
-        int rc = yti_queue_pop_many(c->outq, yti_deadline(YTI_HEARTBEAT_INTERVAL), batch,
-                                    BATCH_MAX, &n);
+        int rc = yti_queue_wait(c->outq, yti_deadline(YTI_HEARTBEAT_INTERVAL));
         if (rc == YT_ECLOSED)
             break;
         int err = 0;
-        if (rc == YT_ETIMEDOUT) {
-            if (heartbeat_allowed(c))
-                err = yti_net_write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);
-        } else {
+        uint64_t done = 0;
+        yti_mutex_lock(&c->wlock);
+        if (c->pending) {
+            size_t k = pkg_iov(c->pending, hdr[0], c->pending_off, iov);
+            err = send_iov(fd, iov, k);
+            yti_pkg_unref(c->pending);
+            c->pending = NULL;
+            done++;
+        }
+        size_t n = 0;
+        if (!err && yti_queue_pop_many(c->outq, 0, batch, BATCH_MAX, &n) == YT_OK) {
             size_t k = 0;
-            for (size_t i = 0; i < n; i++) {
-                yti_header_encode_pkg(batch[i], hdr[i]);
-                iov[k].iov_base = hdr[i];
-                iov[k++].iov_len = YTI_HEADER_SIZE;
-                if (batch[i]->len) {
-                    iov[k].iov_base = batch[i]->data;
-                    iov[k++].iov_len = batch[i]->len;
-                }
-            }
+            for (size_t i = 0; i < n; i++)
+                k += pkg_iov(batch[i], hdr[i], 0, iov + k);
             err = send_iov(fd, iov, k);
             for (size_t i = 0; i < n; i++)
                 yti_pkg_unref(batch[i]);
-            yti_mutex_lock(&c->lock);
-            c->written += n;
-            if (c->flush_waiters)
-                yti_cond_broadcast(&c->cond);
-            yti_mutex_unlock(&c->lock);
+            done += n;
+        } else if (!err && rc == YT_ETIMEDOUT && done == 0 && heartbeat_allowed(c) &&
+                   quiet_since_direct(c)) {
+            err = yti_net_write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);
         }
+        yti_mutex_unlock(&c->wlock);
+        if (done)
+            count_written(c, done);
         if (err) {
             char msg[200];
             snprintf(msg, sizeof msg, "yoton.SendingThread, Socket error.%s", strerror(-err));
@@ -590,6 +663,12 @@ out:
 
 static int start_sender(yt_connection *c)
 {
+    yti_mutex_lock(&c->lock);
+    int fd = c->fd;
+    yti_mutex_unlock(&c->lock);
+    yti_mutex_lock(&c->wlock);
+    c->wfd = fd;
+    yti_mutex_unlock(&c->wlock);
     yti_queue_set_consumer(c->outq, true);
     return yti_thread_start(&c->send_thread, sender_main, c, "yt-send", IO_STACK);
 }
@@ -600,6 +679,12 @@ static void io_exit(yt_connection *c)
     yti_queue_set_consumer(c->outq, false);
     yti_queue_close(c->outq);
     yti_thread_join(&c->send_thread);
+    /* No direct writer may use the descriptor once it can be closed and its number reused. */
+    yti_mutex_lock(&c->wlock);
+    c->wfd = -1;
+    yti_pkg_unref(c->pending);
+    c->pending = NULL;
+    yti_mutex_unlock(&c->wlock);
     yti_mutex_lock(&c->lock);
     if (c->fd >= 0) {
         /* Unread bytes at close make the kernel reset the connection, dropping anything it
@@ -872,7 +957,66 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
 
 bool yti_conn_queue_full(yt_connection *c)
 {
-    return yti_queue_len(c->outq) >= yti_queue_max(c->outq);
+    /* Called under the context lock, which every bounded push holds: only the sender can change
+     * the length meanwhile, and only downwards. */
+    return yti_queue_len_hint(c->outq) >= yti_queue_max(c->outq);
+}
+
+bool yti_conn_congested(yt_connection *c)
+{
+    return yti_queue_len_hint(c->outq) > YTI_OUTQ_THRESHOLD &&
+           yti_conn_state(c) >= YTI_HOSTING;
+}
+
+bool yti_conn_reserve_direct(yt_connection *c)
+{
+    if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
+        return false;
+    /* Only a send that follows a pause: a stream of sends is left to the sender thread, which
+     * writes many packages per system call. */
+    uint64_t now = yti_now();
+    uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
+    if (now - prev < DIRECT_GAP_NS)
+        return false;
+    if (!yti_mutex_trylock(&c->wlock))
+        return false;
+    /* The queue is re-checked under the write lock: the sender pops only while holding it, and
+     * nothing is pushed while the caller holds the context lock. */
+    if (c->wfd < 0 || c->pending || yti_queue_len_hint(c->outq) != 0) {
+        yti_mutex_unlock(&c->wlock);
+        return false;
+    }
+    atomic_fetch_add_explicit(&c->direct_taken, 1, memory_order_relaxed);
+    return true;
+}
+
+void yti_conn_write_direct(yt_connection *c, yti_pkg *p)
+{
+    unsigned char hdr[YTI_HEADER_SIZE];
+    struct iovec iov[2];
+    struct msghdr mh = {0};
+    mh.msg_iov = iov;
+    mh.msg_iovlen = pkg_iov(p, hdr, 0, iov);
+    ssize_t w;
+    do {
+        w = sendmsg(c->wfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (w < 0 && errno == EINTR);
+    /* On an error the sender meets it again and closes the connection with its reason. */
+    if (w < 0)
+        w = 0;
+    atomic_store_explicit(&c->last_direct, yti_now(), memory_order_relaxed);
+    if ((size_t)w == YTI_HEADER_SIZE + p->len) {
+        yti_mutex_unlock(&c->wlock);
+        yti_pkg_unref(p);
+        count_written(c, 1);
+        return;
+    }
+    /* The socket took only part of it: the sender thread writes the rest, blocking as it may
+     * and the caller may not, before anything else. */
+    c->pending = p;
+    c->pending_off = (size_t)w;
+    yti_mutex_unlock(&c->wlock);
+    yti_queue_kick(c->outq);
 }
 
 void yti_conn_push(yt_connection *c, yti_pkg *p)
@@ -894,7 +1038,8 @@ static int flush_until(yt_connection *c, uint64_t deadline)
 {
     /* Every package pushed before now leaves the queue either through the sender (then it is
      * counted in `written` once on the socket) or by being discarded as the oldest. */
-    uint64_t target = yti_queue_pushed(c->outq);
+    uint64_t target = yti_queue_pushed(c->outq) +
+                      atomic_load_explicit(&c->direct_taken, memory_order_relaxed);
     bool old_mode = c->cfg.discard == YT_DISCARD_OLD;
     int rc = YT_OK;
     yti_mutex_lock(&c->lock);

@@ -530,7 +530,8 @@ uint64_t yt_context_discarded(yt_context *ctx)
 /* ------------------------------------------------------------------------------------------ */
 /* Sending and routing                                                                         */
 
-/* Holds the caller back while connected out-queues are congested (at most 1 s in all). */
+/* Holds the caller back while connected out-queues are congested (at most 1 s in all). Called
+ * without the lock. */
 static void throttle(yt_context *ctx)
 {
     yt_connection *v[16];
@@ -547,26 +548,44 @@ static void throttle(yt_context *ctx)
     }
 }
 
+/* Whether any connected out-queue is congested (lock held). */
+static bool congested_locked(yt_context *ctx)
+{
+    for (size_t i = 0; i < ctx->nconns; i++)
+        if (yti_conn_congested(ctx->conns[i]))
+            return true;
+    return false;
+}
+
 int yti_context_send(yt_context *ctx, yti_pkg *p)
 {
     return yti_context_send_ex(ctx, p, false);
 }
 
+#define DIRECT_MAX 8
+
 int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full)
 {
-    throttle(ctx);
+    /* The common case takes the context lock once: congestion is seen from the queue lengths
+     * (exact enough here: only senders add to them, under this lock), and only a congested
+     * link sends the caller off to wait without the lock. */
     yti_mutex_lock(&ctx->lock);
+    if (congested_locked(ctx)) {
+        yti_mutex_unlock(&ctx->lock);
+        throttle(ctx);
+        yti_mutex_lock(&ctx->lock);
+    }
     bool any = false, full = false;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
         if (yti_conn_state(c) >= YTI_WAITING) {
             any = true;
-            full = full || yti_conn_queue_full(c);
+            full = full || (refuse_when_full && yti_conn_queue_full(c));
         }
     }
-    if (!any)
+    if (!any && refuse_when_full)
         full = yti_queue_len(ctx->startup) >= yti_queue_max(ctx->startup);
-    if (refuse_when_full && full) {
+    if (full) {
         yti_mutex_unlock(&ctx->lock);
         yti_pkg_unref(p);
         return yti_error(YT_EFULL, "A queue on the way out is full; nothing was sent");
@@ -576,14 +595,26 @@ int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full)
     /* Sent packages take a place in the same local order as received ones, so that "which
      * came last here" has one answer (state channels rely on it). */
     p->recv_seq = ++ctx->recv_seq;
+    /* A link with nothing queued and no write in progress gets the package written by this
+     * thread, after the lock is released (the reservation keeps its order). */
+    yt_connection *direct[DIRECT_MAX];
+    size_t nd = 0;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
-        if (yti_conn_state(c) >= YTI_WAITING)
+        if (yti_conn_state(c) < YTI_WAITING)
+            continue;
+        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c))
+            direct[nd++] = yt_connection_ref(c);
+        else
             yti_conn_push(c, yti_pkg_ref(p));
     }
     if (!any)
         yti_queue_push(ctx->startup, yti_pkg_ref(p));
     yti_mutex_unlock(&ctx->lock);
+    for (size_t i = 0; i < nd; i++) {
+        yti_conn_write_direct(direct[i], yti_pkg_ref(p));
+        yt_connection_release(direct[i]);
+    }
     yti_pkg_unref(p);
     return YT_OK;
 }

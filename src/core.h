@@ -6,7 +6,10 @@
  * yti_context_deliver(). Nothing here is public.
  *
  * Lock order (never take an earlier lock while holding a later one):
- *     context lock -> connection lock -> channel lock -> queue locks -> loop lock
+ *     context lock -> connection write lock -> connection lock -> channel lock -> queue locks
+ *     -> loop lock
+ * (the write lock is only ever try-locked under the context lock, by a sender reserving a
+ * direct write, and is then held past the context lock's release until the write is done).
  * The context lock is held while a package is stamped and pushed into every connection's
  * out-queue, and while a received package is deduplicated, forwarded and deposited, so every
  * out-queue receives any one source's packages in sequence order. Pushes made under it never
@@ -65,6 +68,16 @@ int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries);
 int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout);
 /* True when the out-queue holds its maximum. */
 bool yti_conn_queue_full(yt_connection *c);
+/* More than YTI_OUTQ_THRESHOLD packages queued on a connected link (a hint, no lock). */
+bool yti_conn_congested(yt_connection *c);
+/* Called under the context lock for a package about to be sent: true when the calling thread
+ * may write it to the socket itself (connected, nothing queued or half-written, no write in
+ * progress, and not in the middle of a stream of sends). On true the connection's write lock
+ * is held until yti_conn_write_direct, which must follow after the context lock is released. */
+bool yti_conn_reserve_direct(yt_connection *c);
+/* Writes p (consumed) without blocking; what the socket does not take is finished by the
+ * sender thread. Releases the write lock taken by yti_conn_reserve_direct. */
+void yti_conn_write_direct(yt_connection *c, yti_pkg *p);
 /* Pushes into the out-queue without waiting (consumes p). */
 void yti_conn_push(yt_connection *c, yti_pkg *p);
 /* Pushes ignoring the bound (startup queue moving in; consumes p). */
