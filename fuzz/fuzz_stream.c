@@ -4,7 +4,9 @@
  * The parser lives inside the connection's receiver thread (connection.c), so instead of calling
  * it this target feeds a real context as a peer would: one context (created once, private loop,
  * small max_package_size and queues so that hostile lengths are cheap) hosts on 127.0.0.1:0 for
- * every execution; a raw client socket does a valid handshake with a fresh fake id, then writes
+ * every execution; a raw client socket (from a different 127.x.y.z address each time, so the
+ * TIME_WAITs of earlier executions never exhaust the client ports) does a valid handshake with
+ * a fresh fake id, then writes
  * the input in chunks whose sizes come from the input's first byte, shuts down writing, and
  * waits until the context has closed the connection (end of stream, or a protocol error). A
  * subscriber on "chat" (text) is drained each time, so packages on its slot (the seeds from
@@ -60,29 +62,53 @@ static void setup(void)
         abort();
 }
 
-/* Reads and throws away what the host sends (its greeting, heartbeats) for up to timeout s;
- * returns false at EOF/error. */
+/* Reads and throws away what the host sends (its greeting, heartbeats), waiting up to timeout s
+ * for something to arrive; returns false at EOF/error. libFuzzer's SIGALRM (its -timeout
+ * watchdog) interrupts poll and recv, so EINTR means "try again", not "nothing came". */
 static bool drain(int fd, double timeout, char *line, size_t cap)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (poll(&p, 1, (int)(timeout * 1000)) <= 0)
+    double end = now() + timeout;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        double left = end - now();
+        int pr = poll(&p, 1, left > 0 ? (int)(left * 1000) : 0);
+        if (pr < 0 && errno == EINTR && left > 0)
+            continue;
+        if (pr <= 0)
+            return true;
+        ssize_t n = recv(fd, line, cap - 1, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 && errno == EAGAIN;
+        line[n] = '\0';
         return true;
-    ssize_t n = recv(fd, line, cap - 1, MSG_DONTWAIT);
-    if (n <= 0)
-        return n < 0 && (errno == EAGAIN || errno == EINTR);
-    line[n] = '\0';
-    return true;
+    }
 }
 
 static int client(int port)
 {
+    /* Thousands of connections a second, each leaving a TIME_WAIT behind its client port: from
+     * one address the ephemeral ports run out within a minute (connect then fails with
+     * EADDRNOTAVAIL, which is the harness's problem, not the library's). So each execution
+     * connects from another loopback address of 127.0.0.0/8, each with its own ports. */
+    static uint32_t n;
+    n = (n + 1) % (250u * 250u);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         abort();
+    struct sockaddr_in local = {.sin_family = AF_INET};
+    local.sin_addr.s_addr = htonl(UINT32_C(0x7f000000) | (n / 250 + 2) << 8 | (n % 250 + 2));
+    if (bind(fd, (struct sockaddr *)&local, sizeof local) != 0) {
+        perror("fuzz_stream: bind of the client socket");
+        abort();
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        perror("fuzz_stream: connect");
         abort();
+    }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return fd;
@@ -95,17 +121,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     yt_connection *c = NULL;
-    if (yt_context_bind(ctx, "127.0.0.1:0", 1, NULL, &c) != YT_OK)
+    if (yt_context_bind(ctx, "127.0.0.1:0", 1, NULL, &c) != YT_OK) {
+        fprintf(stderr, "fuzz_stream: bind: %s\n", yt_last_error());
         abort();
+    }
     int fd = client(yt_connection_port1(c));
     char greet[YTI_GREETING_MAX];
     size_t gl = yti_greeting_format(next_id++, (long)getpid(), greet);
     if (send(fd, greet, gl, MSG_NOSIGNAL) != (ssize_t)gl)
         abort();
     char line[512] = "";
-    drain(fd, 3.0, line, sizeof line);
-    if (strncmp(line, "YOTON!", 6) != 0)
-        abort(); /* the host stopped serving */
+    drain(fd, 8.0, line, sizeof line);
+    if (strncmp(line, "YOTON!", 6) != 0) {
+        /* The host stopped serving. */
+        fprintf(stderr, "fuzz_stream: no handshake reply within 8 s (got \"%s\"), connection "
+                "%s\n", line, yt_connection_is_waiting(c) ? "waiting" : "not waiting");
+        abort();
+    }
 
     /* Chunk sizes: 0 = everything at once; otherwise a small LCG seeded by the first byte picks
      * sizes in 1..(seed % 64 + 1) * 4. */
