@@ -16,8 +16,8 @@
  *     which finishes it before anything else;
  *   - the receiver ("yt-recv") polls the socket with the connection's timeout, reads through a
  *     64 KiB buffer (payloads larger than half of it are read straight into their own package),
- *     emits timedout(true/false) on the edges of silence, and hands every package to the
- *     context on this same thread.
+ *     emits timedout(true/false) on the edges of silence, and hands the packages of each read
+ *     to the context on this same thread, in one batch (one context lock per batch).
  * A bound connection starts one thread ("yt-host") that accepts peers (polling 0.25 s) and runs
  * the host handshake; a peer that fails it is sent the reference's error line and dropped. After
  * a successful handshake the listening socket is closed, the sender is started and the host
@@ -517,26 +517,33 @@ static yt_context *conn_ctx(yt_connection *c)
     return ctx;
 }
 
-static void deliver(yt_connection *c, rx_state *st, yti_pkg *p)
+/* Hands the packages received so far (*n of them, consumed) to the context, in order. */
+static void deliver(yt_connection *c, rx_state *st, yti_pkg **v, size_t *n)
 {
     /* The context outlives the IO threads (freeing it joins them), so this cannot go stale
      * while the receiver runs. */
     yt_context *ctx = c->ctx;
-    if (!ctx) {
-        yti_pkg_unref(p);
-        return;
+    size_t done = 0;
+    while (done < *n) {
+        if (!ctx) {
+            yti_pkg_unref(v[done++]);
+            continue;
+        }
+        yt_channel *full = NULL;
+        done += yti_context_deliver(ctx, c, v + done, *n - done, &full);
+        if (!full)
+            continue;
+        /* A subscriber in sync mode has a full queue: stop reading this link until it has
+         * room, so that TCP holds the publishers back instead of anything being discarded.
+         * Waits in short steps so that closing the connection is never held up. */
+        while (yti_conn_state(c) != YTI_CLOSED &&
+               !yti_channel_wait_room(full, yti_deadline(0.05))) {
+        }
+        yti_channel_unref(full);
+        /* Pausing is not silence on the link. */
+        st->last_rx = yti_now();
     }
-    yt_channel *full = yti_context_deliver(ctx, c, p);
-    if (!full)
-        return;
-    /* A subscriber in sync mode has a full queue: stop reading this link until it has room,
-     * so that TCP holds the publishers back instead of anything being discarded. Waits in
-     * short steps so that closing the connection is never held up. */
-    while (yti_conn_state(c) != YTI_CLOSED && !yti_channel_wait_room(full, yti_deadline(0.05))) {
-    }
-    yti_channel_unref(full);
-    /* Pausing is not silence on the link. */
-    st->last_rx = yti_now();
+    *n = 0;
 }
 
 /* The peer closed its end: an orderly close waiting for that may go on. */
@@ -557,6 +564,10 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
     size_t have = 0, pos = 0;
     rx_state st = {.last_rx = yti_now(), .timed_out = false};
     const char *reason = NULL;
+    /* Packages parsed but not yet handed to the context: delivered in batches (one context
+     * lock per batch), and always before this thread blocks or leaves. */
+    yti_pkg *rx[YTI_DELIVER_MAX];
+    size_t nrx = 0;
 
     for (;;) {
         /* Parse every complete package in the buffer. */
@@ -601,6 +612,8 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
             memcpy(p->data, buf + pos + YTI_HEADER_SIZE, take);
             pos += YTI_HEADER_SIZE + take;
             /* A large payload: the rest goes straight into its own buffer. */
+            if (take < h.len && nrx)
+                deliver(c, &st, rx, &nrx);
             while (take < h.len) {
                 if (take == cap) {
                     size_t ncap = cap > (size_t)h.len / 2 ? (size_t)h.len : cap * 2;
@@ -632,8 +645,12 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
                 }
                 take += (size_t)n;
             }
-            deliver(c, &st, p);
+            rx[nrx++] = p;
+            if (nrx == YTI_DELIVER_MAX)
+                deliver(c, &st, rx, &nrx);
         }
+        if (nrx)
+            deliver(c, &st, rx, &nrx);
         /* Compact, then read more. */
         if (pos > 0) {
             memmove(buf, buf + pos, have - pos);
@@ -657,6 +674,9 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
         have += (size_t)n;
     }
 out:
+    /* What arrived before a close package or a broken stream is still delivered. */
+    if (nrx)
+        deliver(c, &st, rx, &nrx);
     free(buf);
     return reason;
 }

@@ -116,10 +116,16 @@ size_t yti_loop_waiting(yt_loop *l);
 
 /* ---- context.c ---- */
 
-/* A received package (consumed) from connection `from`: dedupe, forward, deposit. Called on the
- * receiver thread. Returns a channel (a reference, release with yti_channel_unref) when the
- * receiver should pause until yti_channel_wait_room() says it has room (sync mode), else NULL. */
-yt_channel *yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg *p);
+/* At most this many packages per yti_context_deliver call. */
+#define YTI_DELIVER_MAX 256
+/* Packages received in this order from connection `from`: dedupe, forward, deposit, under one
+ * context lock. Called on the receiver thread. Handles a prefix of v[0..n) and returns its
+ * length (at least 1 when n > 0; the prefix's packages are consumed); the caller calls again
+ * with the rest. *pause receives a channel (a reference, release with yti_channel_unref) when
+ * the receiver should pause until yti_channel_wait_room() says it has room (sync mode) before
+ * delivering the rest, else NULL. */
+size_t yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg **v, size_t n,
+                           yt_channel **pause);
 /* Stamps source id and sequence and sends p (consumed) to every alive connection, or to the
  * startup queue. May wait up to YTI_OUTQ_MAX_WAIT for congested queues. With refuse_when_full,
  * fails with YT_EFULL (sending nothing) instead of letting any of those queues discard. */
@@ -150,6 +156,16 @@ bool yti_context_is_connected(yt_context *ctx);
 /* Hands a package (consumed) to a channel registered for receiving. Called with the context
  * lock held, on a receiver thread: must not block or call back into the context. */
 void yti_channel_deposit(yt_channel *ch, yti_pkg *p);
+/* Deposits v[0..n) (consumed; v's contents undefined afterwards) as n yti_channel_deposit
+ * calls would, with one queue lock and one received signal for the default deposit. */
+void yti_channel_deposit_many(yt_channel *ch, yti_pkg **v, size_t n);
+/* Whether the channel takes packages one at a time (a subscriber in sync mode, which may ask
+ * its receiver to pause; a kind whose after_deposit must see every package): the receiver then
+ * deposits into it one package at a time and asks yti_channel_ends_batch() after each... */
+bool yti_channel_one_by_one(yt_channel *ch);
+/* ...which says whether the batch ends there (after_deposit runs, and the receiver pauses if
+ * the channel wants it). Under the context lock. */
+bool yti_channel_ends_batch(yt_channel *ch);
 /* The context is going away or closing its channels: close ch without calling back into the
  * context (the caller holds the context lock and removes the registration itself). */
 void yti_channel_detach(yt_channel *ch);

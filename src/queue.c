@@ -199,7 +199,7 @@ static void release_throttled(yti_queue *q)
  * The bounded push, mutex held. Returns the result and in *drop the package to unref after
  * unlocking (the refused, discarded or pushed-out one), or NULL.
  */
-static int push_locked(yti_queue *q, yti_pkg *p, yti_pkg **drop)
+static int push_locked(yti_queue *q, yti_pkg *p, yti_pkg **drop, bool wake)
 {
     *drop = NULL;
     if (q->closed) {
@@ -226,7 +226,8 @@ static int push_locked(yti_queue *q, yti_pkg *p, yti_pkg **drop)
     }
     append(q, p);
     q->pushed++;
-    wake_poppers(q);
+    if (wake)
+        wake_poppers(q);
     return YT_OK;
 }
 
@@ -236,9 +237,32 @@ int yti_queue_push(yti_queue *q, yti_pkg *p)
 {
     yti_pkg *drop;
     yti_mutex_lock(&q->mu);
-    int rc = push_locked(q, p, &drop);
+    int rc = push_locked(q, p, &drop, true);
     yti_mutex_unlock(&q->mu);
     yti_pkg_unref(drop);
+    return rc;
+}
+
+int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n)
+{
+    int rc = YT_OK;
+    yti_mutex_lock(&q->mu);
+    size_t before = q->len;
+    for (size_t i = 0; i < n; i++) {
+        /* v[i] now belongs to the queue; its slot carries what to release after unlocking. */
+        int r = push_locked(q, v[i], &v[i], false);
+        if (r && rc == YT_OK)
+            rc = r;
+    }
+    if (q->len > before) {
+        if (q->watchers || (q->poppers > 1 && q->len - before > 1))
+            yti_cond_broadcast(&q->nonempty);
+        else if (q->poppers)
+            yti_cond_signal(&q->nonempty);
+    }
+    yti_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < n; i++)
+        yti_pkg_unref(v[i]);
     return rc;
 }
 
@@ -258,7 +282,7 @@ int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double 
             pp = &(*pp)->next;
         *pp = self.next;
     }
-    int rc = push_locked(q, p, &drop);
+    int rc = push_locked(q, p, &drop, true);
     yti_mutex_unlock(&q->mu);
     yti_pkg_unref(drop);
     return rc;

@@ -30,6 +30,10 @@ void yti_queue_free(yti_queue *q);
 /* Appends p (its reference is consumed in every case). Full: discards by mode, returns YT_OK.
  * YT_ECLOSED when closed. */
 int yti_queue_push(yti_queue *q, yti_pkg *p);
+/* Pushes v[0..n) in order as yti_queue_push does, under one lock and with one wake-up. Consumes
+ * every package; v's contents are undefined afterwards. YT_OK, or the first error met
+ * (YT_ECLOSED when closed: nothing was queued). */
+int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n);
 /* Puts p back at the front (after a pop/peek that could not use it). Ignores the size bound. */
 int yti_queue_push_front(yti_queue *q, yti_pkg *p);
 /* Appends ignoring the size bound (moving the startup queue into a connection). */

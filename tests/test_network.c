@@ -781,6 +781,80 @@ static void test_relay_close_after_flush_loses_nothing(void)
     yt_context_free(b);
 }
 
+/* The raw reader of test_mixed_writes_keep_order: reads every package a sends until `want`
+ * messages of the test's slot arrived, checking each one. */
+typedef struct order_reader {
+    int fd;
+    uint64_t slot;
+    int want, got, bad;
+} order_reader;
+
+#define MIXED_BIG ((size_t)8 << 20)
+
+static size_t mixed_size(int i)
+{
+    /* Mostly small; every 36th is 8 MiB, more than a socket takes at once, and comes right
+     * after a pause (see the sending loop), so it is written directly, stops part-way, and the
+     * sender thread must finish it before anything else. */
+    return i % 36 == 4 ? MIXED_BIG : 8 + (size_t)(i * 7919) % 300;
+}
+
+static void *order_reader_main(void *arg)
+{
+    order_reader *r = arg;
+    size_t cap = MIXED_BIG + 16;
+    unsigned char *data = malloc(cap);
+    yti_header h;
+    uint64_t last_seq = 0;
+    while (r->got < r->want && raw_read_pkg(r->fd, &h, data, cap, 20.0)) {
+        if (h.slot != r->slot)
+            continue;
+        uint32_t idx;
+        memcpy(&idx, data, 4);
+        size_t want = mixed_size(r->got);
+        bool ok = idx == (uint32_t)r->got && h.len == want && h.source_seq > last_seq;
+        for (size_t k = 4; ok && k < want; k++)
+            ok = data[k] == (unsigned char)(idx + k);
+        r->bad += !ok;
+        last_seq = h.source_seq;
+        r->got++;
+    }
+    free(data);
+    return NULL;
+}
+
+/* Sends that write to the socket themselves (after a pause) and sends that queue (in a burst)
+ * mixed, with payloads large enough that a direct write stops part-way: the peer gets every
+ * byte, in order, nothing interleaved. */
+static void test_mixed_writes_keep_order(void)
+{
+    wire w;
+    wire_up(&w, NULL, 77);
+    yt_channel *pub;
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(w.ctx, "mixed", YT_BINARY, &pub), YT_OK);
+    order_reader r = {.fd = w.fd, .slot = slot_of("mixed", YT_BINARY, "pub-sub"), .want = 400};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, order_reader_main, &r), 0);
+    unsigned char *buf = malloc(MIXED_BIG + 16);
+    for (int i = 0; i < r.want; i++) {
+        size_t n = mixed_size(i);
+        uint32_t idx = (uint32_t)i;
+        memcpy(buf, &idx, 4);
+        for (size_t k = 4; k < n; k++)
+            buf[k] = (unsigned char)(idx + k);
+        CU_ASSERT_EQUAL(yt_channel_send(pub, buf, n), YT_OK);
+        /* Bursts of a few sends (queued), then a pause (the next one is written directly). */
+        if (i % 4 == 3)
+            usleep(200);
+    }
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(r.got, r.want);
+    CU_ASSERT_EQUAL(r.bad, 0);
+    free(buf);
+    yt_channel_free(pub);
+    wire_down(&w);
+}
+
 void yt_suite_network(void)
 {
     static const yt_test_def t[] = {
@@ -803,6 +877,7 @@ void yt_suite_network(void)
         {"churn_releases_everything", test_churn_releases_everything},
         {"app_heartbeat_policy", test_app_heartbeat_policy},
         {"relay_close_after_flush_loses_nothing", test_relay_close_after_flush_loses_nothing},
+        {"mixed_writes_keep_order", test_mixed_writes_keep_order},
         {NULL, NULL}};
     yt_add_suite("network", t);
 }

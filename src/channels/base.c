@@ -84,6 +84,7 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
     atomic_init(&ch->refs, 1);
     atomic_init(&ch->closed, false);
     atomic_init(&ch->refuse_when_full, false);
+    atomic_init(&ch->pausable, false);
     atomic_init(&ch->nwatch, 0);
     yti_mutex_init(&ch->lock);
     ch->ctx = ctx;
@@ -91,6 +92,7 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
     ch->ops = ops;
     ch->impl = impl;
     ch->zlib = yti_type_is_zlib(type);
+    ch->text = strcmp(yti_type_inner(type), YT_TEXT) == 0;
     atomic_init(&ch->bad, 0);
     char *name_out = NULL, *name_in = NULL;
     const yti_conn_config *cfg = yti_context_config(ctx);
@@ -246,6 +248,31 @@ static void wake_watchers(yt_channel *ch)
 void yti_channel_enqueue(yt_channel *ch, yti_pkg *p)
 {
     if (yti_queue_push(ch->q, p) == YT_OK) {
+        yt_signal_emit(ch->received, 0, NULL);
+        if (atomic_load_explicit(&ch->nwatch, memory_order_relaxed))
+            wake_watchers(ch);
+    }
+}
+
+bool yti_channel_one_by_one(yt_channel *ch)
+{
+    return (ch->ops && ch->ops->per_package) ||
+           atomic_load_explicit(&ch->pausable, memory_order_relaxed);
+}
+
+bool yti_channel_ends_batch(yt_channel *ch)
+{
+    return (ch->ops && ch->ops->per_package) || yti_channel_wants_pause(ch);
+}
+
+void yti_channel_deposit_many(yt_channel *ch, yti_pkg **v, size_t n)
+{
+    if (n == 1 || (ch->ops && ch->ops->deposit) || !ch->q) {
+        for (size_t i = 0; i < n; i++)
+            yti_channel_deposit(ch, v[i]);
+        return;
+    }
+    if (yti_queue_push_many(ch->q, v, n) == YT_OK) {
         yt_signal_emit(ch->received, 0, NULL);
         if (atomic_load_explicit(&ch->nwatch, memory_order_relaxed))
             wake_watchers(ch);
@@ -476,11 +503,6 @@ yt_msg *yt_channel_next(yt_channel *ch)
     return m;
 }
 
-static bool is_text(const yt_channel *ch)
-{
-    return strcmp(yti_type_inner(ch->type), YT_TEXT) == 0;
-}
-
 int yt_channel_send(yt_channel *ch, const void *data, size_t len)
 {
     if (!ch || (!data && len))
@@ -491,7 +513,7 @@ int yt_channel_send(yt_channel *ch, const void *data, size_t len)
         return yti_error(YT_EINVAL, "This channel does not send messages");
     if (len == 0)
         return YT_OK; /* the reference never sends an empty message */
-    if (is_text(ch) && !yti_utf8_valid(data, len))
+    if (ch->text && !yti_utf8_valid(data, len))
         return yti_error(YT_EINVAL, "Text messages must be valid UTF-8");
     yti_pkg *p = NULL;
     if (ch->zlib) {

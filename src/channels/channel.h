@@ -47,6 +47,9 @@ typedef struct yti_channel_ops {
     int (*send)(yt_channel *ch, yti_pkg *p);
     /* Frees the kind's own data when the last reference goes. May be NULL. */
     void (*destroy)(yt_channel *ch);
+    /* Receivers normally deposit the packages of one read in a batch and run after_deposit
+     * once for it; true makes every package its own batch (after_deposit after each). */
+    bool per_package;
 } yti_channel_ops;
 
 struct yt_channel {
@@ -62,6 +65,9 @@ struct yt_channel {
     const yti_channel_ops *ops;
     void *impl;
     atomic_bool refuse_when_full;
+    atomic_bool pausable; /* wants_pause may say yes (sync mode): receivers deposit into it one
+                             package at a time and ask after each */
+    bool text;            /* the (inner) type is text: sends are checked for UTF-8 */
     bool zlib;                 /* type "zlib-<inner>": payloads are zlib streams */
     /* Watchers (guarded by lock; nwatch read without it on the enqueue path). */
     yti_watch **watch;
@@ -80,6 +86,7 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
                        yt_channel **out);
 /* Queues p (consumed) and emits received: the default deposit. */
 void yti_channel_enqueue(yt_channel *ch, yti_pkg *p);
+
 /* A received package as the user sees it: p itself (consumed, returned) for plain types; for
  * zlib types a new package with the inflated payload (p released), or NULL when p does not
  * inflate within the context's maximum package size (counted in ch->bad). */

@@ -51,6 +51,7 @@ typedef struct pub_impl {
     uint64_t *full; /* subscriber ids whose last status was "full" */
     size_t nfull, capfull;
     uint64_t expiry; /* monotonic ns; meaningful while nfull > 0 */
+    atomic_bool held; /* nfull > 0, readable without the lock (the per-send fast path) */
     int waiters;
 } pub_impl;
 
@@ -83,6 +84,7 @@ static void pub_deposit(yt_channel *ch, yti_pkg *p)
         pi->full[i] = pi->full[--pi->nfull];
     }
     pi->expiry = yti_deadline(PUB_LOCK_EXPIRY);
+    atomic_store(&pi->held, pi->nfull > 0);
     if (pi->nfull == 0 && pi->waiters)
         yti_cond_broadcast(&pi->unlocked);
     yti_mutex_unlock(&pi->lock);
@@ -92,11 +94,16 @@ static void pub_deposit(yt_channel *ch, yti_pkg *p)
 static int pub_send(yt_channel *ch, yti_pkg *p)
 {
     pub_impl *pi = ch->impl;
+    /* No subscriber in sync mode holds the channel: the common case takes no lock. A status
+     * arriving right now is honoured from the next send on. */
+    if (!atomic_load(&pi->held))
+        return yti_channel_send_raw(ch, p);
     yti_mutex_lock(&pi->lock);
     if (pi->nfull > 0) {
         uint64_t now = yti_now();
         if (now > pi->expiry) {
             pi->nfull = 0; /* the subscribers went quiet: the hold expired */
+            atomic_store(&pi->held, false);
         } else {
             uint64_t deadline = yti_deadline(PUB_HOLD_MAX);
             pi->waiters++;
@@ -138,6 +145,7 @@ int yt_pub_new(yt_context *ctx, const char *slot_base, const char *type, yt_chan
     if (!pi)
         return yti_error(YT_ENOMEM, "Out of memory");
     yti_mutex_init(&pi->lock);
+    atomic_init(&pi->held, false);
     yti_cond_init(&pi->unlocked);
     int rc = yti_channel_create(ctx, YTI_PUB, slot_base, type, "pub-sub", "sub-pub", false,
                                 &pub_ops, pi, out);
@@ -249,6 +257,7 @@ int yt_sub_set_sync_mode(yt_channel *sub, bool on)
     yti_mutex_lock(&si->lock);
     /* The queue's waiters (a paused receiver) only wait while a consumer is attached. */
     yti_queue_set_consumer(sub->q, on);
+    atomic_store(&sub->pausable, on);
     if (on && si->sync == SYNC_OFF) {
         si->sync = SYNC_OK;
         si->deadline = 0; /* the first check sends the status at once */

@@ -234,6 +234,8 @@ static void state_destroy(yt_channel *ch)
 }
 
 static const yti_channel_ops state_ops = {
+    /* Each arrival must be inflated (and a bad one counted) before the next replaces it. */
+    .per_package = true,
     .deposit = state_deposit,
     .after_deposit = state_after_deposit,
     .recv = state_recv,
