@@ -593,10 +593,12 @@ YT_API uint64_t yt_connection_discarded(yt_connection *c);
  *
  * A yt_msg is one received message: its payload exactly as it came from the socket, read once
  * into its own buffer and handed over without a copy. Owned by the caller; free with
- * yt_msg_free(). NULL stands for the empty message: every accessor accepts it.
+ * yt_msg_free(). NULL stands for the empty message: every accessor accepts it. yt_msg_new()
+ * makes one to send without a copy (yt_channel_send_msg()).
  * ------------------------------------------------------------------------------------------- */
 
-/** A received message (opaque): its payload and the id of its sender. */
+/** A message (opaque): one received (its payload and the id of its sender), or one made by
+ *  yt_msg_new() to be sent. */
 typedef struct yt_msg yt_msg;
 
 YT_API const void *yt_msg_data(const yt_msg *m); /**< the payload (borrowed); "" for NULL */
@@ -610,6 +612,16 @@ YT_API int yt_msg_value(const yt_msg *m, yt_value **out);
 YT_API uint64_t yt_msg_source(const yt_msg *m);
 /** Frees a message. NULL is fine. */
 YT_API void yt_msg_free(yt_msg *m);
+/**
+ * A new message of len payload bytes to send without a copy (large payloads, or data produced
+ * in place): write the payload through yt_msg_buffer(), then hand it to yt_channel_send_msg(),
+ * which takes it. *out is owned by the caller until then (yt_msg_free() if it is not sent).
+ * The payload is uninitialised; a NUL follows it. YT_EINVAL (out NULL), YT_ENOMEM.
+ */
+YT_API int yt_msg_new(size_t len, yt_msg **out);
+/** The writable payload of a message made by yt_msg_new() and not yet sent; NULL for any other
+ *  message (received ones are read-only). */
+YT_API void *yt_msg_buffer(yt_msg *m);
 
 /* ---------------------------------------------------------------------------------------------
  * Channels
@@ -672,6 +684,14 @@ YT_API bool yt_channel_closed(yt_channel *ch);
  * UTF-8 on a text channel), YT_ENOMEM.
  */
 YT_API int yt_channel_send(yt_channel *ch, const void *data, size_t len);
+/**
+ * Sends a message made by yt_msg_new() without copying its payload: the payload is written to
+ * the socket from the message's own buffer. Takes m in every case (success or error); do not
+ * use or free it afterwards. The rules and errors of yt_channel_send() apply (an empty message
+ * is not sent; zlib channels compress into a new buffer), plus YT_EINVAL when m is NULL, was not
+ * made by yt_msg_new() or was already sent. Thread-safe as yt_channel_send().
+ */
+YT_API int yt_channel_send_msg(yt_channel *ch, yt_msg *m);
 /** Sends NUL-terminated UTF-8 text. */
 YT_API int yt_channel_send_text(yt_channel *ch, const char *text);
 /** Sends a value encoded as OBJECT (any channel type; meant for YT_OBJECT). YT_EENCODE. */

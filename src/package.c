@@ -63,6 +63,7 @@ yti_pkg *yti_pkg_new(size_t len)
     p->dest_seq = 0;
     p->recv_seq = 0;
     p->via = 0;
+    p->writable = false;
     p->len = len;
     p->data = p->payload;
     p->payload[len] = 0;

@@ -12,6 +12,7 @@
 #include "yoton.h"
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -34,6 +35,7 @@ typedef struct yt_msg {
     uint64_t recv_seq; /* local, never on the wire: the order in which packages were received
                           or sent at this context (assigned under the context lock) */
     uint64_t via;      /* local: the link (yti_conn_link_id) it arrived on; 0 if sent here */
+    bool writable;     /* made by yt_msg_new and not yet sent: the user may write the payload */
     size_t len;
     unsigned char *data; /* points at payload[] */
     unsigned char payload[];

@@ -373,6 +373,90 @@ static void test_refuse_when_full_and_next(void)
     yt_context_free(ctx);
 }
 
+/* Waits up to 3 s for one message on sub. */
+static yt_msg *next_msg(yt_channel *sub)
+{
+    yt_msg *m = NULL;
+    yt_channel_recv(sub, 3.0, &m);
+    return m;
+}
+
+static void test_send_msg_without_copy(void)
+{
+    yt_context *a = make_ctx(NULL), *b = make_ctx(NULL);
+    int port;
+    yt_connection *ca = bind_any(a, &port);
+    yt_channel *pub, *sub, *tpub, *tsub, *zpub, *zsub;
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(a, "nocopy", YT_BINARY, &pub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(b, "nocopy", YT_BINARY, &sub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(a, "nocopy", YT_TEXT, &tpub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(b, "nocopy", YT_TEXT, &tsub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(a, "nocopy", YT_ZLIB(YT_TEXT), &zpub), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_sub_new(b, "nocopy", YT_ZLIB(YT_TEXT), &zsub), YT_OK);
+    yt_connection *cb = connect_port(b, port);
+    CU_ASSERT_TRUE_FATAL(wait_until(NULL, is_connected, ca, 3.0));
+
+    /* A large payload written in place, then sent: the subscriber gets exactly those bytes. */
+    size_t big = (size_t)5 << 20;
+    yt_msg *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(yt_msg_new(big, &m), YT_OK);
+    unsigned char *w = yt_msg_buffer(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_EQUAL(yt_msg_size(m), big);
+    for (size_t i = 0; i < big; i++)
+        w[i] = (unsigned char)(i * 31 + 7);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(pub, m), YT_OK);
+    yt_msg *r = next_msg(sub);
+    CU_ASSERT_EQUAL_FATAL(yt_msg_size(r), big);
+    const unsigned char *d = yt_msg_data(r);
+    size_t bad = 0;
+    for (size_t i = 0; i < big; i++)
+        bad += d[i] != (unsigned char)(i * 31 + 7);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT_EQUAL(yt_msg_source(r), yt_context_id(a));
+    /* A received message is read-only and cannot be sent as is (it is taken anyway). */
+    CU_ASSERT_PTR_NULL(yt_msg_buffer(r));
+    CU_ASSERT_EQUAL(yt_channel_send_msg(pub, r), YT_EINVAL);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(pub, NULL), YT_EINVAL);
+    CU_ASSERT_EQUAL(yt_msg_new(4, NULL), YT_EINVAL);
+
+    /* Text rules hold: invalid UTF-8 refused (and the message taken), valid text arrives. */
+    CU_ASSERT_EQUAL_FATAL(yt_msg_new(2, &m), YT_OK);
+    memcpy(yt_msg_buffer(m), "\xff\xfe", 2);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(tpub, m), YT_EINVAL);
+    CU_ASSERT_EQUAL_FATAL(yt_msg_new(5, &m), YT_OK);
+    memcpy(yt_msg_buffer(m), "hello", 5);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(tpub, m), YT_OK);
+    r = next_msg(tsub);
+    CU_ASSERT_STRING_EQUAL(yt_msg_text(r), "hello");
+    yt_msg_free(r);
+    /* Empty: not sent, as yt_channel_send. Then zlib: compressed on the way, inflated back. */
+    CU_ASSERT_EQUAL_FATAL(yt_msg_new(0, &m), YT_OK);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(tpub, m), YT_OK);
+    CU_ASSERT_EQUAL_FATAL(yt_msg_new(6, &m), YT_OK);
+    memcpy(yt_msg_buffer(m), "zipped", 6);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(zpub, m), YT_OK);
+    r = next_msg(zsub);
+    CU_ASSERT_STRING_EQUAL(yt_msg_text(r), "zipped");
+    yt_msg_free(r);
+    CU_ASSERT_EQUAL(yt_channel_recv(tsub, 0.2, &r), YT_ETIMEDOUT); /* the empty one never came */
+    /* Closed channel: refused, message taken. */
+    yt_channel_close(pub);
+    CU_ASSERT_EQUAL_FATAL(yt_msg_new(3, &m), YT_OK);
+    CU_ASSERT_EQUAL(yt_channel_send_msg(pub, m), YT_ECLOSED);
+
+    yt_channel_free(pub);
+    yt_channel_free(sub);
+    yt_channel_free(tpub);
+    yt_channel_free(tsub);
+    yt_channel_free(zpub);
+    yt_channel_free(zsub);
+    yt_connection_release(ca);
+    yt_connection_release(cb);
+    yt_context_free(a);
+    yt_context_free(b);
+}
+
 void yt_suite_pubsub(void)
 {
     static const yt_test_def t[] = {
@@ -383,6 +467,7 @@ void yt_suite_pubsub(void)
         {"ordered_reading_across_subscribers", test_ordered_reading_across_subscribers},
         {"select_wakes", test_select_wakes},
         {"refuse_when_full_and_next", test_refuse_when_full_and_next},
+        {"send_msg_without_copy", test_send_msg_without_copy},
         {NULL, NULL}};
     yt_add_suite("pubsub", t);
 }

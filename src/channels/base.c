@@ -503,21 +503,28 @@ yt_msg *yt_channel_next(yt_channel *ch)
     return m;
 }
 
-int yt_channel_send(yt_channel *ch, const void *data, size_t len)
+/* What yt_channel_send and yt_channel_send_msg check before sending len bytes. */
+static int send_checks(yt_channel *ch, const void *data, size_t len)
 {
-    if (!ch || (!data && len))
-        return yti_error(YT_EINVAL, "Invalid argument");
     if (yt_channel_closed(ch))
         return yti_error(YT_ECLOSED, "The channel is closed");
     if (ch->kind != YTI_PUB && ch->kind != YTI_STATE)
         return yti_error(YT_EINVAL, "This channel does not send messages");
-    if (len == 0)
-        return YT_OK; /* the reference never sends an empty message */
-    if (ch->text && !yti_utf8_valid(data, len))
+    if (ch->text && len && !yti_utf8_valid(data, len))
         return yti_error(YT_EINVAL, "Text messages must be valid UTF-8");
+    return YT_OK;
+}
+
+int yt_channel_send(yt_channel *ch, const void *data, size_t len)
+{
+    if (!ch || (!data && len))
+        return yti_error(YT_EINVAL, "Invalid argument");
+    int rc = send_checks(ch, data, len);
+    if (rc || len == 0)
+        return rc; /* the reference never sends an empty message */
     yti_pkg *p = NULL;
     if (ch->zlib) {
-        int rc = yti_zlib_compress(data, len, &p);
+        rc = yti_zlib_compress(data, len, &p);
         if (rc)
             return rc;
         p->slot = ch->slot_out;
@@ -525,6 +532,50 @@ int yt_channel_send(yt_channel *ch, const void *data, size_t len)
         return yti_error(YT_ENOMEM, "Out of memory");
     }
     return yti_channel_send_pkg(ch, p);
+}
+
+int yt_msg_new(size_t len, yt_msg **out)
+{
+    if (!out)
+        return yti_error(YT_EINVAL, "Invalid argument");
+    *out = NULL;
+    yti_pkg *p = yti_pkg_new(len);
+    if (!p)
+        return YT_ENOMEM; /* detail set by yti_pkg_new */
+    p->writable = true;
+    *out = p;
+    return YT_OK;
+}
+
+void *yt_msg_buffer(yt_msg *m)
+{
+    return m && m->writable ? m->data : NULL;
+}
+
+int yt_channel_send_msg(yt_channel *ch, yt_msg *m)
+{
+    if (!ch || !m || !m->writable) {
+        yti_pkg_unref(m);
+        return yti_error(YT_EINVAL, m ? "Not a message made by yt_msg_new, or already sent"
+                                      : "Invalid argument");
+    }
+    /* From here on the payload is shared with the IO threads: no more writing. */
+    m->writable = false;
+    int rc = send_checks(ch, m->data, m->len);
+    if (rc || m->len == 0) {
+        yti_pkg_unref(m);
+        return rc;
+    }
+    if (ch->zlib) {
+        yti_pkg *z = NULL;
+        rc = yti_zlib_compress(m->data, m->len, &z);
+        yti_pkg_unref(m);
+        if (rc)
+            return rc;
+        m = z;
+    }
+    m->slot = ch->slot_out;
+    return yti_channel_send_pkg(ch, m);
 }
 
 int yt_channel_send_text(yt_channel *ch, const char *text)
