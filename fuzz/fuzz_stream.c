@@ -86,6 +86,16 @@ static bool drain(int fd, double timeout, char *line, size_t cap)
     }
 }
 
+/* send() that carries on after an interruption; returns bytes sent or -1. */
+static ssize_t send_some(int fd, const void *buf, size_t n)
+{
+    ssize_t w;
+    do {
+        w = send(fd, buf, n, MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    return w;
+}
+
 static int client(int port)
 {
     /* Thousands of connections a second, each leaving a TIME_WAIT behind its client port: from
@@ -106,8 +116,20 @@ static int client(int port)
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        perror("fuzz_stream: connect");
-        abort();
+        /* Interrupted (SIGALRM, see drain): the connect goes on; wait for its outcome. */
+        int err = errno;
+        if (err == EINTR) {
+            struct pollfd pw = {.fd = fd, .events = POLLOUT};
+            while (poll(&pw, 1, 5000) < 0 && errno == EINTR) {
+            }
+            socklen_t len = sizeof err;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+                err = errno;
+        }
+        if (err) {
+            fprintf(stderr, "fuzz_stream: connect: %s\n", strerror(err));
+            abort();
+        }
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -128,7 +150,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = client(yt_connection_port1(c));
     char greet[YTI_GREETING_MAX];
     size_t gl = yti_greeting_format(next_id++, (long)getpid(), greet);
-    if (send(fd, greet, gl, MSG_NOSIGNAL) != (ssize_t)gl)
+    if (send_some(fd, greet, gl) != (ssize_t)gl)
         abort();
     char line[512] = "";
     drain(fd, 8.0, line, sizeof line);
@@ -153,7 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (n > left)
                 n = left;
         }
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send_some(fd, p, n);
         if (w <= 0)
             break; /* the context dropped us: a protocol error was found */
         p += w;
