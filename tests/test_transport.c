@@ -1182,6 +1182,61 @@ static void test_auth_raw_peers(void)
     keyed_host_down(&k);
 }
 
+typedef struct connect_job {
+    const char *address;
+    int rc;
+    char detail[300];
+} connect_job;
+
+static void *keyed_connect_main(void *arg)
+{
+    connect_job *j = arg;
+    yt_context *c = make_ctx(NULL);
+    yt_context_set_key(c, KEY1, strlen(KEY1));
+    yt_connection *cc = NULL;
+    j->rc = yt_context_connect(c, j->address, 2.0, NULL, &cc);
+    snprintf(j->detail, sizeof j->detail, "%s", j->rc ? yt_last_error() : "");
+    yt_connection_release(cc);
+    yt_context_free(c);
+    return NULL;
+}
+
+/* A fake host that answers the client's proof with a proof made without the key: the client
+ * must not accept it (mutual authentication). */
+static void test_auth_fake_host(void)
+{
+    int port;
+    int l = raw_listen(&port);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    connect_job j = {.address = addr};
+    pthread_t th;
+    pthread_create(&th, NULL, keyed_connect_main, &j);
+    int fd = accept(l, NULL, NULL);
+    CU_ASSERT_FATAL(fd >= 0);
+    char line[128];
+    raw_read_line(fd, line, sizeof line, 2.0);
+    CU_ASSERT_EQUAL(strncmp(line, "YOTON!", 6), 0);
+    unsigned char out[64 + 40];
+    int n = snprintf((char *)out, 64, "YOTON!%016llx.%d\r\n", 0x4444444444444444ULL, 1);
+    memcpy(out + n, "YOTON#C1", 8);
+    memset(out + n + 8, 0x17, 32);
+    send(fd, out, (size_t)n + 40, MSG_NOSIGNAL);
+    unsigned char resp[72];
+    CU_ASSERT_EQUAL(raw_read_n(fd, resp, sizeof resp, 2.0), sizeof resp);
+    CU_ASSERT_EQUAL(memcmp(resp, "YOTON#R1", 8), 0);
+    unsigned char proof[40];
+    memcpy(proof, "YOTON#P1", 8);
+    memcpy(proof + 8, resp + 40, 32); /* the client's own MAC reflected back */
+    send(fd, proof, sizeof proof, MSG_NOSIGNAL);
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(j.rc, YT_EHANDSHAKE);
+    CU_ASSERT_STRING_EQUAL(j.detail, "Could not connect: Authentication failed: the host has a "
+                                     "different key");
+    close(fd);
+    close(l);
+}
+
 /* A keyed pair with different keys fails on both sides and leaves nothing connected. */
 static void test_auth_pair_mismatch(void)
 {
@@ -1229,6 +1284,7 @@ void yt_suite_transport(void)
         {"auth_same_key", test_auth_same_key},
         {"auth_refusals", test_auth_refusals},
         {"auth_raw_peers", test_auth_raw_peers},
+        {"auth_fake_host", test_auth_fake_host},
         {"auth_pair_mismatch", test_auth_pair_mismatch},
         {"cleanup", test_cleanup},
         {NULL, NULL}};
