@@ -509,7 +509,8 @@ YT_API int yt_context_bind(yt_context *ctx, const char *address, int max_tries, 
  * YT_ECONNECT and a detail like "Cannot connect to 127.0.0.1 on 5555: Connection refused". A
  * peer that is not yoton, or is this very context, fails with YT_EHANDSHAKE ("Could not connect:
  * Handshake failed." / "...(context cannot connect to self)."). On success the context
- * broadcasts NEW_CONNECTION, as the reference does. Blocks at most timeout + 2 s (handshake).
+ * broadcasts NEW_CONNECTION, as the reference does. Blocks at most timeout + 2 s (handshake),
+ * + 2 s more with a key (yt_context_set_key).
  * out as for yt_context_bind. YT_EADDR, YT_ENOMEM, YT_ESYS. Any thread.
  */
 YT_API int yt_context_connect(yt_context *ctx, const char *address, double timeout,
