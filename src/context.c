@@ -22,8 +22,8 @@
 #include "uid.h"
 #include "util.h"
 
-#include <openssl/crypto.h>
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
