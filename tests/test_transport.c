@@ -596,8 +596,6 @@ static void test_ipc_file_mode_and_removal(void)
     CU_ASSERT_EQUAL(yt_connection_hostname1(ca, h, sizeof h), YT_OK);
     CU_ASSERT_STRING_EQUAL(h, path);
     CU_ASSERT_EQUAL(yt_connection_port1(ca), -1);
-    /* A relative form of the same path reaches it too (the tests run from any directory, so
-     * through /proc/self/cwd-independent "ipc://" + absolute path only). */
     CU_ASSERT_EQUAL_FATAL(yt_context_connect(b, addr, 2.0, "client", &cb), YT_OK);
     CU_ASSERT_TRUE(wait_until(NULL, is_connected, ca, 3.0));
     CU_ASSERT_EQUAL(yt_connection_hostname2(cb, h, sizeof h), YT_OK);
@@ -639,6 +637,31 @@ static void test_ipc_file_mode_and_removal(void)
     CU_ASSERT_TRUE(exists(path));
     close(rfd);
     unlink(path);
+    yt_context_free(a);
+    yt_context_free(b);
+}
+
+/* "ipc://rel" is relative to the working directory of each side. */
+static void test_ipc_relative_path(void)
+{
+    char path[64], cwd[512];
+    new_path(path, sizeof path); /* makes the directory */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(getcwd(cwd, sizeof cwd));
+    CU_ASSERT_EQUAL_FATAL(chdir(tmpdir), 0);
+    yt_context *a = make_ctx(NULL), *b = make_ctx(NULL);
+    yt_connection *ca = NULL, *cb = NULL;
+    CU_ASSERT_EQUAL(yt_context_bind(a, "ipc://rel.sock", 1, NULL, &ca), YT_OK);
+    char full[128];
+    snprintf(full, sizeof full, "%s/rel.sock", tmpdir);
+    struct stat st;
+    CU_ASSERT_EQUAL(lstat(full, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_EQUAL(yt_context_connect(b, "unix://rel.sock", 2.0, NULL, &cb), YT_OK);
+    CU_ASSERT_TRUE(wait_until(NULL, is_connected, ca, 3.0));
+    CU_ASSERT_FALSE(exists(full));
+    CU_ASSERT_EQUAL(chdir(cwd), 0);
+    yt_connection_release(ca);
+    yt_connection_release(cb);
     yt_context_free(a);
     yt_context_free(b);
 }
@@ -1275,6 +1298,7 @@ void yt_suite_transport(void)
         {"heartbeat_timeout_each", test_heartbeat_timeout_each},
         {"close_loses_nothing_each", test_close_loses_nothing_each},
         {"ipc_file_mode_and_removal", test_ipc_file_mode_and_removal},
+        {"ipc_relative_path", test_ipc_relative_path},
         {"ipc_stale_and_live", test_ipc_stale_and_live},
         {"bind_fd", test_bind_fd},
         {"adopt_errors", test_adopt_errors},
