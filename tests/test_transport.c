@@ -895,9 +895,12 @@ static void test_fork_child_adopts(void)
     recorder rec = {0};
     yt_connection_set_timeout(c, 1.0);
     yt_signal_bind(yt_connection_timedout_signal(c), rec_handler, &rec);
-    /* A new time-out applies from the next byte received: let a heartbeat (every 0.25 s)
-     * arrive first. */
-    spin(loop, 0.4);
+    /* A new time-out applies from the next byte received (a poll in progress keeps its
+     * deadline): a round trip makes sure one arrived, and the child stops right after it, so
+     * the silence starts with the stop even on a loaded machine. */
+    yt_channel_send_text(pub, "set");
+    CU_ASSERT_EQUAL(yt_channel_recv(sub, 5.0, &m), YT_OK);
+    yt_msg_free(m);
     CU_ASSERT_EQUAL(rec.count, 0);
     kill(pid, SIGSTOP);
     double t0 = mono_now();
