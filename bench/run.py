@@ -9,6 +9,7 @@ Each figure is the median of --runs runs, with the spread [min-max]. Results go 
 between the RESULTS markers and the plot next to it.
 
   bench/run.py --bin BUILD/bench [--quick] [--runs N] [--out DIR] [--docs] [--only NAMES]
+               [--ipc] [--contenders yoton,yoton-ipc,tcp,zmq,python]
                [--from-json results.json]   (report again from a saved run, measuring nothing)
 """
 import argparse
@@ -21,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -125,6 +127,7 @@ class Bench:
     def tool(self, contender):
         return {
             "yoton": [os.path.join(self.bin, "yt_bench")],
+            "yoton-ipc": [os.path.join(self.bin, "yt_bench")],
             "tcp": [os.path.join(self.bin, "tcp_bench")],
             "zmq": [os.path.join(self.bin, "zmq_bench")],
             "python": [sys.executable, os.path.join(ROOT, "bench", "py_bench.py")],
@@ -135,11 +138,24 @@ class Bench:
             return os.path.exists(os.path.join(self.bin, "zmq_bench"))
         if contender == "python":
             return bool(self.a.pyref)
+        if contender == "yoton-ipc":
+            return self.a.ipc
         return True
 
     def pair(self, contender, server_role, client_role, sargs, cargs, timeout, pin=False):
         pre = ["taskset", "-c", "0"] if pin else []
         t = self.tool(contender)
+        if contender == "yoton-ipc":
+            # libyoton over a Unix socket: both roles derive the socket path from this dir.
+            d = tempfile.mkdtemp(prefix="yt-bench-ipc-")
+            try:
+                return self.pair_in(t, pre, server_role, client_role, sargs + ["--ipc", d],
+                                    cargs + ["--ipc", d], timeout)
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+        return self.pair_in(t, pre, server_role, client_role, sargs, cargs, timeout)
+
+    def pair_in(self, t, pre, server_role, client_role, sargs, cargs, timeout):
         s = Proc(pre + t + [server_role] + sargs + ["--timeout", str(timeout)], self.env)
         try:
             port = s.ready()["port"]
@@ -160,7 +176,7 @@ class Bench:
     # ------------------------------------------------------------------------------------
     def throughput(self, contender, size, count, queue):
         extra = ["--size", str(size), "--count", str(count)]
-        if contender == "yoton":
+        if contender in ("yoton", "yoton-ipc"):
             extra += ["--queue", str(queue)]
         if contender == "zmq":
             extra += ["--hwm", str(queue)]
@@ -177,7 +193,7 @@ class Bench:
         }
 
     def roundtrip(self, contender, kind, count, pin):
-        if contender in ("yoton", "python"):
+        if contender in ("yoton", "yoton-ipc", "python"):
             roles = ("pong", "ping") if kind == "pubsub" else ("rep", "req")
         elif contender == "tcp":
             roles = ("pong", "ping")
@@ -254,7 +270,9 @@ class Bench:
         def want(name):
             return only is None or name in only
 
-        contenders = [c for c in ("yoton", "tcp", "zmq", "python") if self.have(c)]
+        contenders = [c for c in ("yoton", "yoton-ipc", "tcp", "zmq", "python") if self.have(c)]
+        if self.a.contenders:
+            contenders = [c for c in contenders if c in self.a.contenders.split(",")]
         for r in range(self.a.runs):
             log("== run %d of %d" % (r + 1, self.a.runs))
             if want("throughput"):
@@ -405,6 +423,37 @@ def report(b, args):
                        target if field == "median_us" else ""]
                 out.append("| " + " | ".join(row) + " |")
     out.append("")
+    ipc_tp = {size: R.get(("tp", "yoton-ipc", size)) for size in SIZE_NAMES}
+    ipc_rt = {(k, p): R.get(("rt", "yoton-ipc", k, p)) for k in ("pubsub", "reqrep")
+              for p in (True, False)}
+    if any(ipc_tp.values()) or any(ipc_rt.values()):
+        out.append("### libyoton over Unix sockets (ipc://) next to TCP")
+        out.append("")
+        out.append("| test | libyoton ipc | libyoton TCP | ipc/TCP |")
+        out.append("|---|---|---|---|")
+        for size, count in ((16, 5_000_000), (1024, 1_000_000), (65536, 20_000),
+                            (256 << 20, 1)):
+            if not ipc_tp[size]:
+                continue
+            f = (lambda x: fmt_rate(x) + "/s") if size < (1 << 20) else \
+                (lambda x: "%.0f MB/s" % x)
+            field = "msgs_s" if size < (1 << 20) else "mb_s"
+            tcp = R.get(("tp", "yoton", size))
+            out.append("| pub→sub %s × %s | %s | %s | %s |" % (
+                SIZE_NAMES[size], "{:,}".format(max(1, count // div)),
+                cell(ipc_tp[size], field, f, dropcheck=True), cell(tcp, field, f),
+                ratio(ipc_tp[size], tcp, field)))
+        for (kind, pin), runs in ipc_rt.items():
+            if not runs:
+                continue
+            for field in ("median_us", "p99_us"):
+                tcp = R.get(("rt", "yoton", kind, pin))
+                f = lambda x: "%.1f µs" % x
+                out.append("| %s round trip, %s%s | %s | %s | %s |" % (
+                    "pub/sub" if kind == "pubsub" else "req/rep", field.split("_")[0],
+                    ", taskset -c 0" if pin else "", cell(runs, field, f), cell(tcp, field, f),
+                    ratio(runs, tcp, field)))
+        out.append("")
     out.append("### Memory and CPU of the throughput runs (medians)")
     out.append("")
     out.append("| test | contender | peak RSS pub / sub | CPU s per M msgs pub / sub | "
@@ -492,6 +541,11 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "build", "bench-results"))
     ap.add_argument("--docs", action="store_true", help="update docs/benchmarks.md")
     ap.add_argument("--only", default="", help="throughput,latency,idle,broker")
+    ap.add_argument("--ipc", action="store_true",
+                    help="also run libyoton throughput and round trips over Unix sockets "
+                         "(rows 'libyoton ipc')")
+    ap.add_argument("--contenders", default="",
+                    help="run only these (comma-separated: yoton,yoton-ipc,tcp,zmq,python)")
     ap.add_argument("--timeout", type=float, default=120.0, help="per process, seconds")
     ap.add_argument("--from-json", default="", help="report from a saved results.json only")
     args = ap.parse_args()

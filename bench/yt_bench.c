@@ -17,6 +17,9 @@
  *   broker --n K [--queue Q]                 binds K connections and only routes
  *   subs   --ports a,b,... --size S --count N
  *                                            one context + subscriber per port; counts N each
+ * --ipc DIR (any role that binds once and its connecting partner: sub/pub, pong/ping, rep/req)
+ * uses the Unix socket ipc://DIR/yt-bench.sock instead of TCP; the port printed and passed is
+ * then -1 and ignored.
  * Threads: the main thread plus the library's IO threads. Every wait has a deadline
  * (--timeout, default 300 s), so a lost peer never hangs the runner. Output: see
  * bench_common.h.
@@ -31,6 +34,14 @@
 #define SLOT "bench"
 
 static double g_timeout;
+static const char *g_ipc; /* --ipc DIR: Unix sockets instead of TCP */
+
+/* The one ipc address of a run: both sides of a pair derive it from DIR. */
+static const char *ipc_address(char *buf, size_t size)
+{
+    snprintf(buf, size, "ipc://%s/yt-bench.sock", g_ipc);
+    return buf;
+}
 
 static yt_context *make_ctx(long long queue)
 {
@@ -47,7 +58,9 @@ static yt_context *make_ctx(long long queue)
 static int bind_any(yt_context *ctx)
 {
     yt_connection *c = NULL;
-    if (yt_context_bind(ctx, "127.0.0.1:0", 1, NULL, &c) != YT_OK)
+    char ipc[300];
+    if (yt_context_bind(ctx, g_ipc ? ipc_address(ipc, sizeof ipc) : "127.0.0.1:0", 1, NULL,
+                        &c) != YT_OK)
         bench_die("bind: %s", yt_last_error());
     int port = yt_connection_port1(c);
     yt_connection_release(c);
@@ -56,8 +69,11 @@ static int bind_any(yt_context *ctx)
 
 static void connect_port(yt_context *ctx, int port)
 {
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    char addr[300];
+    if (g_ipc)
+        ipc_address(addr, sizeof addr);
+    else
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     if (yt_context_connect(ctx, addr, 5.0, NULL, NULL) != YT_OK)
         bench_die("connect %s: %s", addr, yt_last_error());
 }
@@ -526,6 +542,7 @@ int main(int argc, char **argv)
     if (argc < 2)
         bench_die("usage: yt_bench ROLE [--option value ...] (see the comment at the top)");
     g_timeout = bench_argd(argc, argv, "--timeout", 300);
+    g_ipc = bench_arg(argc, argv, "--ipc", NULL);
     const char *r = argv[1];
     if (!strcmp(r, "sub"))
         return role_sub(argc, argv);

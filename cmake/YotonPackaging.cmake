@@ -31,7 +31,7 @@ install(FILES include/yoton.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT 
 
 # --- CMake package -------------------------------------------------------------------------
 # yotonTargets.cmake defines yoton::yoton (shared) and yoton::yoton_static; the static one
-# carries Threads::Threads and ZLIB::ZLIB in its link interface, which yotonConfig.cmake finds
+# carries Threads::Threads, ZLIB::ZLIB and OpenSSL::Crypto in its link interface, which yotonConfig.cmake finds
 # first (find_dependency).
 install(EXPORT yotonTargets
   NAMESPACE yoton::

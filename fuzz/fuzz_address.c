@@ -3,7 +3,8 @@
  *
  * The input is taken as a C string (cut at the first NUL, copied to an exact-size heap block so
  * ASan sees any overread). Checks: YT_OK or YT_EADDR only; on success the fields are
- * NUL-terminated within their arrays and the port is in 0..65535. "publichost" addresses would
+ * NUL-terminated within their arrays and the port is in 0..65535; the kind is one of the three,
+ * an ipc address has a non-empty path that fits sun_path and no host, a TCP one no path. "publichost" addresses would
  * resolve the machine's own host name (no network traffic, but slow): they are skipped.
  * Single-threaded.
  */
@@ -43,6 +44,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (a.port < 0 || a.port > 65535)
             abort();
+        if (memchr(a.path, 0, sizeof a.path) == NULL)
+            abort();
+        if (a.kind == YTI_ADDR_IPC) {
+            if (a.path[0] == '\0' || strlen(a.path) >= YTI_PATH_MAX || a.host[0] != '\0' ||
+                a.port != 0)
+                abort();
+        } else if (a.kind == YTI_ADDR_TCP4 || a.kind == YTI_ADDR_TCP6) {
+            if (a.path[0] != '\0')
+                abort();
+        } else {
+            abort();
+        }
     } else if (yt_last_error() == NULL) {
         abort();
     }

@@ -7,7 +7,7 @@ Seeds are generated at run time (nothing large is committed):
              alone and concatenated, plus a heartbeat and a close package
   handshake  first byte = mode, then each incoming line of handshake_parse.txt
   value      every encoding in object_codec.txt and object_invalid.txt
-  address    every address of split_address.txt
+  address    every address of split_address.txt, plus IPv6 and ipc/unix forms
   utf8       the UTF-8 of the strings in object_codec.txt, plus a few edge sequences
 """
 import os
@@ -76,6 +76,10 @@ def main():
 
     for f in lines(os.path.join(vec, "split_address.txt")):
         seeds["address"].append(f[0].encode("utf-8"))
+    # Our own forms (not in the reference's vectors): IPv6 and Unix sockets.
+    seeds["address"] += [b"[::1]:5000", b"tcp://[::1]:0", b"tcp6://::1:pyzo+1",
+                         b"tcp6://localhost:80", b"[fe80::1%lo]:7", b"[]:0", b"[::1]",
+                         b"ipc:///tmp/yoton.sock", b"unix://rel/path", b"ipc://"]
 
     seeds["utf8"] += [b"", b"abc", "\u00e9\u20ac\U0001f600".encode(), b"\xed\xa0\x80",
                       b"\xf4\x90\x80\x80", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xf0\x9f\x98"]

@@ -411,6 +411,19 @@ YT_API void yt_timer_free(yt_timer *t);
 /* ---------------------------------------------------------------------------------------------
  * Contexts and connections
  *
+ * ADDRESSES (docs/guide.md, "Transports and authentication"):
+ * - "[tcp://]host:port": TCP over IPv4, exactly as the Python reference; "localhost" is
+ *   127.0.0.1, an empty host is any address (bind) or the loopback (connect). Any other protocol
+ *   name before "://" is taken as TCP too, as the reference does.
+ * - "tcp6://host:port", "[v6]:port", "tcp://[v6]:port": TCP over IPv6 ("localhost" is ::1;
+ *   an unbracketed tcp6 host is split from the port at the last ':'). A name with no IPv6
+ *   address fails with YT_EADDR ("Cannot resolve host 'x' to an IPv6 address: ...").
+ * - "ipc:///abs/path", "unix:///abs/path" (and relative "ipc://rel/path", resolved against the
+ *   working directory): a Unix domain stream socket; at most 107 bytes of path (YT_EADDR
+ *   "Socket path too long..."; "The socket path is empty."). The socket file is created with
+ *   mode 0600 and removed when the listening socket closes; a stale file left by a dead process
+ *   is replaced. These forms are our extension: the Python reference only speaks IPv4 TCP.
+ *
  * A context is a node of a yoton network. It connects to other contexts over persistent TCP
  * connections; every context routes packages for the others, so contexts form a network. Each
  * connection has a sender and a receiver thread; a bound connection has a host thread waiting
@@ -470,7 +483,7 @@ YT_API void yt_context_free(yt_context *ctx);
 YT_API uint64_t yt_context_id(const yt_context *ctx);
 
 /**
- * Starts hosting at address ("host:port", see the address rules in docs/) and returns at once:
+ * Starts hosting at address (see ADDRESSES below) and returns at once:
  * a host thread waits for one peer, runs the handshake and from then on the connection is live.
  * A peer failing the handshake (a web browser, a telnet session) gets the reference's error
  * line and is dropped; the host keeps waiting. After a successful handshake the listening socket
@@ -478,7 +491,9 @@ YT_API uint64_t yt_context_id(const yt_context *ctx);
  *
  * max_tries (>= 1) ports are tried starting AT the given port (+0, +1, +2, ...; the reference
  * starts at +1, a documented divergence). Port 0 binds an ephemeral port:
- * yt_connection_port1() tells the real one. Packages sent while nobody is connected wait in the
+ * yt_connection_port1() tells the real one. An ipc address has no next port: max_tries is not
+ * used, and a live listener at the path is YT_EBIND ("... address in use (a process listens
+ * there)"). Packages sent while nobody is connected wait in the
  * connection's queue (bounded; discarding per the options).
  *
  * out, when not NULL, receives a reference (release with yt_connection_release()). name may be
@@ -494,11 +509,89 @@ YT_API int yt_context_bind(yt_context *ctx, const char *address, int max_tries, 
  * YT_ECONNECT and a detail like "Cannot connect to 127.0.0.1 on 5555: Connection refused". A
  * peer that is not yoton, or is this very context, fails with YT_EHANDSHAKE ("Could not connect:
  * Handshake failed." / "...(context cannot connect to self)."). On success the context
- * broadcasts NEW_CONNECTION, as the reference does. Blocks at most timeout + 2 s (handshake).
+ * broadcasts NEW_CONNECTION, as the reference does. Blocks at most timeout + 2 s (handshake),
+ * + 2 s more with a key (yt_context_set_key).
  * out as for yt_context_bind. YT_EADDR, YT_ENOMEM, YT_ESYS. Any thread.
  */
 YT_API int yt_context_connect(yt_context *ctx, const char *address, double timeout,
                               const char *name, yt_connection **out);
+
+/**
+ * yt_context_connect, binding the local end to the host local (a numeric address or a name,
+ * IPv6 with or without brackets, resolved in the family of address; the port is left to the
+ * system) before connecting: the source address on a multi-homed machine. local NULL is plain
+ * yt_context_connect. YT_EINVAL for an ipc address (a local address applies to TCP only),
+ * YT_EADDR when local does not resolve in that family, YT_ECONNECT ("Cannot bind the local
+ * address ...: Cannot assign requested address") when it is not an address of this machine;
+ * otherwise as yt_context_connect. yt_connection_hostname1()/port1() report the address used.
+ * Any thread.
+ */
+YT_API int yt_context_connect_from(yt_context *ctx, const char *address, const char *local,
+                                   double timeout, const char *name, yt_connection **out);
+
+/**
+ * Starts hosting on a listening socket made by someone else (socket activation, a supervisor):
+ * a connected or bound-but-not-listening socket, or anything but a SOCK_STREAM socket of
+ * AF_INET, AF_INET6 or AF_UNIX, is YT_EINVAL ("Descriptor 3 is not listening (call listen()
+ * first)", "... is not a stream socket ...", "... is not a socket ..."). Works as
+ * yt_context_bind afterwards: one peer, which closes the listening socket once it passed the
+ * handshake. The descriptor belongs to the library from the call on, even when it fails (it is
+ * closed then); it is made close-on-exec. A socket file behind it is never removed by the
+ * library. out as for yt_context_bind. YT_ENOMEM, YT_ESYS. Any thread.
+ */
+YT_API int yt_context_bind_fd(yt_context *ctx, int listen_fd, const char *name,
+                              yt_connection **out);
+
+/** Which side of the handshake an adopted descriptor plays: in yoton the client sends its
+ *  greeting first and the host answers, so the two ends must pick opposite roles. */
+typedef enum yt_role {
+    YT_ROLE_CLIENT = 0, /**< speaks first, as yt_context_connect; announces NEW_CONNECTION */
+    YT_ROLE_HOST = 1    /**< answers, as a bound connection does */
+} yt_role;
+
+/**
+ * Makes a connection of an already-connected stream socket (TCP or Unix; for example one end of
+ * a socketpair inherited from a parent process): runs the handshake (and the authentication
+ * when a key is set) as role over it, then the connection works as any other. Blocks for the
+ * handshake (at most about 2 s, 4 s with a key) until the other end runs its own side with the
+ * opposite role. The descriptor belongs to the library from the call on, even when it fails
+ * (it is closed then); it is made blocking and close-on-exec. A child process that inherits an
+ * end across exec must therefore get it without FD_CLOEXEC (clear it in the child between fork
+ * and exec, or dup2 it to a fixed number), and the parent should close its copy of the child's
+ * end. YT_EINVAL (not a socket, not a stream socket, not connected, a listening socket, unknown
+ * role), YT_EHANDSHAKE ("Could not connect: ..." for a client, "Handshake failed: <why>" for a
+ * host), YT_ENOMEM, YT_ESYS. out as for yt_context_bind. Any thread.
+ */
+YT_API int yt_context_adopt(yt_context *ctx, int fd, yt_role role, const char *name,
+                            yt_connection **out);
+
+/**
+ * Connects two contexts of this process through a new socketpair(AF_UNIX): host adopts one end
+ * as YT_ROLE_HOST, client the other as YT_ROLE_CLIENT (the handshakes run on two threads). On
+ * success *out_host and *out_client (each may be NULL) receive references to the two
+ * connections, both named name. For a parent and the child it forks, call socketpair() yourself
+ * and yt_context_adopt() one end in each process with opposite roles. YT_EINVAL (NULL or equal
+ * contexts), YT_ESYS, or the error of either adopt (nothing stays connected then). Any thread.
+ */
+YT_API int yt_context_pair(yt_context *host, yt_context *client, const char *name,
+                           yt_connection **out_host, yt_connection **out_client);
+
+/**
+ * Requires a shared key from every peer of connections opened from now on (bind, connect,
+ * adopt, pair; connections already open keep what they had). Off by default (len 0 turns it
+ * off; key may then be NULL). After the yoton greeting, both ends prove that they hold the key
+ * with an HMAC-SHA256 challenge-response over fresh random nonces (docs/transports.md gives the
+ * bytes); the key itself never travels. A host turns away a peer without the key, or with
+ * another one, and keeps waiting for the right one (yt_connection_last_refusal() tells why); a
+ * client fails to connect with YT_EHANDSHAKE and a detail such as "Could not connect:
+ * Authentication failed: the host refused our key (it has a different key)". Peers without
+ * this extension (the Python reference) cannot connect to a keyed context, nor can a keyed
+ * client connect to them. This is authentication only: traffic is not encrypted.
+ *
+ * The key is copied (at least 16, at most 1024 bytes; YT_EINVAL otherwise) and wiped from
+ * memory when replaced or when the context is freed. YT_ENOMEM. Any thread.
+ */
+YT_API int yt_context_set_key(yt_context *ctx, const void *key, size_t len);
 
 /** Closes every connection of the context ("Closed by the context.") and every channel. The
  *  context stays usable: bind and connect again. Any thread except the context's IO threads. */
@@ -571,12 +664,17 @@ YT_API bool yt_connection_is_waiting(yt_connection *c);   /**< bound, no peer ye
 YT_API const char *yt_connection_name(yt_connection *c);
 /** Renames the connection (the name is copied). YT_EINVAL (name NULL), YT_ENOMEM. */
 YT_API int yt_connection_set_name(yt_connection *c, const char *name);
-/** Copies the host text of this end (1) or the other end (2, "" when not connected) into buf. */
+/** Copies the host text of this end (1) or the other end (2, "" when not connected) into buf:
+ *  the numeric address for TCP; for a Unix socket the path of that end as the kernel reports it
+ *  (the bound path on the host's side, "" for a connecting client's own end and for both ends
+ *  of a socketpair). YT_EINVAL (buffer too small: truncated). */
 YT_API int yt_connection_hostname1(yt_connection *c, char *buf, size_t size);
 /** Like yt_connection_hostname1, for the other end. */
 YT_API int yt_connection_hostname2(yt_connection *c, char *buf, size_t size);
-YT_API int yt_connection_port1(yt_connection *c); /**< the local port (the bound port) */
-YT_API int yt_connection_port2(yt_connection *c); /**< the peer's port; 0 when not connected */
+/** The local port (the bound port); -1 for a Unix socket. */
+YT_API int yt_connection_port1(yt_connection *c);
+/** The peer's port; 0 when not connected, -1 for a Unix socket. */
+YT_API int yt_connection_port2(yt_connection *c);
 YT_API uint64_t yt_connection_id1(yt_connection *c); /**< own context id */
 /** The peer's id as its handshake said (for a Python peer whose id is below 2^60, this is
  *  the reference's misparse; see docs). 0 when not connected. */
@@ -585,6 +683,14 @@ YT_API long yt_connection_pid1(yt_connection *c); /**< own process id */
 YT_API long yt_connection_pid2(yt_connection *c); /**< the peer's process id; 0 if not connected */
 /** The reason it closed (borrowed, stable once closed), or NULL while open. */
 YT_API const char *yt_connection_close_reason(yt_connection *c);
+/**
+ * Copies into buf why a bound connection last turned a peer away ("" when it never did): a
+ * failed greeting ("Handshake failed.", "Handshake timed out.") or a failed authentication
+ * ("Authentication failed: the peer has no key (it sent packages instead of an answer)"). The
+ * connection keeps waiting for another peer after each refusal. YT_EINVAL (buffer too small:
+ * truncated), YT_ENOMEM. Any thread.
+ */
+YT_API int yt_connection_last_refusal(yt_connection *c, char *buf, size_t size);
 /** Packages its out-queue discarded because it was full. */
 YT_API uint64_t yt_connection_discarded(yt_connection *c);
 

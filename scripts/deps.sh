@@ -15,4 +15,4 @@ yt_need_pkgs() {
   fi
 }
 
-YT_BUILD_PKGS=(build-essential cmake pkg-config zlib1g-dev libcunit1-dev libjansson-dev doxygen)
+YT_BUILD_PKGS=(build-essential cmake pkg-config zlib1g-dev libssl-dev libcunit1-dev libjansson-dev doxygen)

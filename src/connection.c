@@ -1,5 +1,7 @@
 /*
- * connection.c - one TCP link between two contexts.
+ * connection.c - one link between two contexts: TCP over IPv4 or IPv6, a Unix domain stream
+ * socket, or an adopted descriptor of either kind. Everything after the socket setup is the same
+ * for all of them: the greeting, the optional authentication (auth.c) and the package stream.
  *
  * Threads. A connected connection has two threads:
  *   - the sender ("yt-send") blocks on the out-queue for at most 0.25 s, takes every package
@@ -35,10 +37,18 @@
  * Descriptors are only shut down or closed under the connection lock, with fd = -1 afterwards,
  * so a descriptor number is never touched after it could have been reused.
  *
+ * Unix sockets. A bound ipc address creates its socket file with mode 0600 (the socket's inode
+ * mode is set with fchmod before bind; Linux creates the file with that mode, masked by the
+ * umask, so no process-wide umask change races with other threads). The file is removed when
+ * the listening socket is closed (a peer arrived, or the connection closed), only if it is still
+ * the file we created (same st_dev/st_ino). A stale file (its process died) is detected on
+ * EADDRINUSE by a connect() that is refused, then unlinked and bound again.
+ *
  * Lifetime. References: the context's (while listed), the user's handles, and one per queued
  * signal event (taken by the signals' source hooks). IO threads hold none: the last reference is
  * therefore never dropped on one of the connection's own threads, and freeing can join them.
  */
+#include "auth.h"
 #include "core.h"
 #include "net.h"
 #include "uid.h"
@@ -57,7 +67,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <openssl/crypto.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -89,7 +101,7 @@ struct yt_connection {
     /* Guarded by lock. */
     char *name;
     char *reason;
-    char host1[64], host2[64];
+    char host1[YTI_PATH_MAX + 4], host2[YTI_PATH_MAX + 4]; /* room for a Unix socket path */
     int port1, port2;
     uint64_t id2;
     long pid2;
@@ -121,10 +133,20 @@ struct yt_connection {
 
     yt_signal *timedout_sig;
     yt_signal *closed_sig;
+
+    /* Transport setup; written before the IO threads start, then guarded by lock. */
+    char unix_path[YTI_PATH_MAX]; /* the socket file we created, removed on close ("": none) */
+    dev_t unix_dev;
+    ino_t unix_ino;
+    unsigned char *key; /* authentication key (NULL: none), wiped when freed */
+    size_t key_len;
+    char local_host[YTI_HOST_MAX]; /* source address for connect ("": any) */
+    char *refusal;                 /* why the host last turned a peer away */
 };
 
 static void general_close(yt_connection *c, const char *reason, bool notify);
 static void join_io(yt_connection *c);
+static void close_listener(yt_connection *c);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Creation and references                                                                     */
@@ -191,8 +213,12 @@ static void conn_free(yt_connection *c)
     yti_thread_join(&c->send_thread);
     if (c->fd >= 0)
         close(c->fd);
-    if (c->listen_fd >= 0)
-        close(c->listen_fd);
+    close_listener(c);
+    if (c->key) {
+        OPENSSL_cleanse(c->key, c->key_len);
+        free(c->key);
+    }
+    free(c->refusal);
     yt_signal_free(c->timedout_sig);
     yt_signal_free(c->closed_sig);
     yti_queue_free(c->outq);
@@ -265,16 +291,17 @@ static void set_nodelay(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* The numeric host and port of either end; for a Unix socket the path (as the kernel reports
+ * it: "" for an unnamed end) and port -1. */
 static void sockname(int fd, bool peer, char *host, size_t hsize, int *port)
 {
-    struct sockaddr_in sa;
-    socklen_t len = sizeof sa;
-    int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len)
-                  : getsockname(fd, (struct sockaddr *)&sa, &len);
-    if (rc == 0 && sa.sin_family == AF_INET) {
-        inet_ntop(AF_INET, &sa.sin_addr, host, (socklen_t)hsize);
-        *port = ntohs(sa.sin_port);
-    }
+    yti_sockaddr sa;
+    memset(&sa, 0, sizeof sa);
+    sa.len = sizeof sa.ss;
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&sa.ss, &sa.len)
+                  : getsockname(fd, (struct sockaddr *)&sa.ss, &sa.len);
+    if (rc == 0)
+        yti_net_sockaddr_text(&sa, host, hsize, port);
 }
 
 /*
@@ -724,8 +751,7 @@ static void io_exit(yt_connection *c)
         }
         close(c->fd);
     }
-    if (c->listen_fd >= 0)
-        close(c->listen_fd);
+    close_listener(c);
     c->fd = c->listen_fd = -1;
     c->io_exited = true;
     yti_cond_broadcast(&c->cond);
@@ -755,7 +781,18 @@ static void *receiver_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* Host                                                                                        */
 
-/* Runs the host side of the handshake on fd; true on success (peer recorded). */
+/* Remembers why the host turned a peer away (yt_connection_last_refusal). */
+static void set_refusal(yt_connection *c, const char *why)
+{
+    char *r = strdup(why);
+    yti_mutex_lock(&c->lock);
+    free(c->refusal);
+    c->refusal = r;
+    yti_mutex_unlock(&c->lock);
+}
+
+/* Runs the host side of the handshake on fd, and the authentication when this end has a key;
+ * true on success (peer recorded). On failure the reason is kept as the last refusal. */
 static bool host_handshake(yt_connection *c, int fd)
 {
     char line[YTI_HANDSHAKE_LINE_MAX];
@@ -772,11 +809,40 @@ static bool host_handshake(yt_connection *c, int fd)
         sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
         yti_mutex_unlock(&c->lock);
     }
-    char reply[YTI_GREETING_MAX];
+    char reply[YTI_GREETING_MAX + YTI_AUTH_CHALLENGE_LEN];
     size_t rn = yti_hs_host_reply(r, c->id1, (long)getpid(), reply);
+    unsigned char nonce[YTI_AUTH_NONCE];
+    bool auth = r == YTI_HS_OK && c->key != NULL;
+    if (auth) {
+        /* The challenge goes out in the same write as the greeting, so that a client without
+         * a key finds it waiting right behind the greeting and can say why it gives up. */
+        if (yti_auth_challenge((unsigned char *)reply + rn, nonce) != YT_OK) {
+            set_refusal(c, yt_last_error());
+            return false;
+        }
+        rn += YTI_AUTH_CHALLENGE_LEN;
+    }
     if (rn)
         yti_net_write_all(fd, reply, rn);
-    return r == YTI_HS_OK;
+    if (r != YTI_HS_OK) {
+        set_refusal(c, yti_hs_reason(r));
+        return false;
+    }
+    if (auth) {
+        char why[200];
+        if (!yti_auth_host(fd, c->key, c->key_len, nonce,
+                           yti_deadline(YTI_HANDSHAKE_TIMEOUT), why, sizeof why)) {
+            yti_mutex_lock(&c->lock);
+            c->id2 = 0;
+            c->pid2 = 0;
+            c->host2[0] = '\0';
+            c->port2 = 0;
+            yti_mutex_unlock(&c->lock);
+            set_refusal(c, why);
+            return false;
+        }
+    }
+    return true;
 }
 
 static void *host_main(void *arg)
@@ -807,8 +873,9 @@ static void *host_main(void *arg)
         c->hs_fd = -1;
         if (ok && yti_conn_state(c) == YTI_WAITING) {
             c->fd = fd;
-            close(c->listen_fd);
-            c->listen_fd = -1;
+            /* One bind serves one peer: nobody else can connect from now on (and a socket file
+             * of ours goes with the listening socket). */
+            close_listener(c);
             set_nodelay(fd);
             atomic_store(&c->state, YTI_HOSTING);
             connected = true;
@@ -830,29 +897,155 @@ static void *host_main(void *arg)
     return NULL;
 }
 
-int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries)
+/* Closes the listening socket and removes its socket file if it is still the one we created
+ * (someone may have replaced it since). Called with the lock held, or with no other thread. */
+static void close_listener(yt_connection *c)
 {
-    struct in_addr ip;
-    int rc = yti_net_resolve4(a->host, true, &ip);
+    if (c->listen_fd >= 0)
+        close(c->listen_fd);
+    c->listen_fd = -1;
+    if (c->unix_path[0]) {
+        struct stat st;
+        if (lstat(c->unix_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == c->unix_dev &&
+            st.st_ino == c->unix_ino)
+            unlink(c->unix_path);
+        c->unix_path[0] = '\0';
+    }
+}
+
+/* The listening socket is ready: record where, become WAITING and start the host thread. The
+ * descriptor belongs to c from here on. */
+static int start_host(yt_connection *c, int fd)
+{
+    yti_mutex_lock(&c->lock);
+    c->listen_fd = fd;
+    sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
+    atomic_store(&c->state, YTI_WAITING);
+    yti_mutex_unlock(&c->lock);
+    int rc = yti_thread_start(&c->io_thread, host_main, c, "yt-host", IO_STACK);
+    if (rc) {
+        yti_mutex_lock(&c->lock);
+        atomic_store(&c->state, YTI_CLOSED);
+        close_listener(c);
+        yti_mutex_unlock(&c->lock);
+        return rc;
+    }
+    return YT_OK;
+}
+
+/*
+ * Someone else holds path. A socket file whose process died refuses connections: it is stale and
+ * removed (YT_OK: bind again). A listener there, or a file that is not a socket, is YT_EBIND.
+ * The probe is a non-blocking connect: a live yoton host sees a peer that sends nothing and goes
+ * back to waiting. Two processes binding the same stale path at the same instant may both
+ * remove it; the loser then fails with "address in use" on its second try.
+ */
+static int clear_stale_socket(const yti_sockaddr *sa, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? YT_OK : yti_error_errno(YT_EBIND, errno, "Cannot bind to %s",
+                                                         path);
+    if (!S_ISSOCK(st.st_mode))
+        return yti_error(YT_EBIND, "Cannot bind to %s: the file exists and is not a socket",
+                         path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
+    int rc = connect(fd, (const struct sockaddr *)&sa->ss, sa->len);
+    int err = rc == 0 ? 0 : errno;
+    close(fd);
+    if (err == ECONNREFUSED) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return yti_error_errno(YT_EBIND, errno, "Cannot remove the stale socket file %s",
+                                   path);
+        return YT_OK;
+    }
+    if (err == ENOENT)
+        return YT_OK;
+    return yti_error(YT_EBIND, "Cannot bind to %s: address in use (a process listens there)",
+                     path);
+}
+
+static int bind_unix(yt_connection *c, const yti_address *a)
+{
+    yti_sockaddr sa;
+    int rc = yti_net_sockaddr(a, true, &sa);
     if (rc)
         return rc;
+    int fd = -1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
+        /* Owner only. Linux creates the file with the socket inode's mode (minus the umask), so
+         * this is race-free, unlike changing the process-wide umask around bind. */
+        fchmod(fd, S_IRUSR | S_IWUSR);
+        tune_socket(fd, &c->cfg);
+        if (bind(fd, (const struct sockaddr *)&sa.ss, sa.len) == 0)
+            break;
+        int err = errno;
+        close(fd);
+        fd = -1;
+        if (err != EADDRINUSE || attempt > 0)
+            return yti_error_errno(YT_EBIND, err, "Cannot bind to %s", a->path);
+        if ((rc = clear_stale_socket(&sa, a->path)) != YT_OK)
+            return rc;
+    }
+    struct stat st;
+    if (listen(fd, 1) != 0 || stat(a->path, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return yti_error_errno(YT_EBIND, err, "Cannot listen on %s", a->path);
+    }
+    if ((st.st_mode & 077) != 0 && chmod(a->path, S_IRUSR | S_IWUSR) != 0) {
+        /* Only on a kernel that ignores the mode set before bind; never leave it open. */
+        int err = errno;
+        unlink(a->path);
+        close(fd);
+        return yti_error_errno(YT_EBIND, err, "Cannot make %s private", a->path);
+    }
+    yti_mutex_lock(&c->lock);
+    snprintf(c->unix_path, sizeof c->unix_path, "%s", a->path);
+    c->unix_dev = st.st_dev;
+    c->unix_ino = st.st_ino;
+    yti_mutex_unlock(&c->lock);
+    return start_host(c, fd);
+}
+
+int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries)
+{
     if (max_tries < 1)
         return yti_error(YT_EINVAL, "max_tries must be at least 1");
+    if (a->kind == YTI_ADDR_IPC)
+        return bind_unix(c, a); /* a path has no "next" to try: max_tries is not used */
+    yti_sockaddr sa;
+    int rc = yti_net_sockaddr(a, true, &sa);
+    if (rc)
+        return rc;
     int fd = -1, err = 0, port = a->port, tried = 0;
+    int family = sa.ss.ss_family;
     for (int k = 0; k < max_tries; k++) {
         port = a->port + k;
         if (port > 65535)
             break;
         tried++;
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-            return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
+            return yti_error_errno(family == AF_INET6 ? YT_EADDR : YT_ESYS, errno,
+                                   "Cannot create %s socket", family == AF_INET6 ? "an IPv6"
+                                                                                 : "a");
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        /* An IPv6 address means IPv6 only; plain tcp addresses keep serving IPv4. */
+        if (family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
         tune_socket(fd, &c->cfg);
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr = ip};
-        if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 1) == 0)
+        if (family == AF_INET6)
+            ((struct sockaddr_in6 *)&sa.ss)->sin6_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in *)&sa.ss)->sin_port = htons((uint16_t)port);
+        if (bind(fd, (struct sockaddr *)&sa.ss, sa.len) == 0 && listen(fd, 1) == 0)
             break;
         err = errno;
         close(fd);
@@ -862,42 +1055,105 @@ int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries)
     }
     if (fd < 0) {
         if (tried <= 1)
-            return yti_error_errno(YT_EBIND, err, "Cannot bind to %s on %d", a->host, a->port);
+            return yti_error_errno(err == EADDRNOTAVAIL && family == AF_INET6 ? YT_EADDR
+                                                                             : YT_EBIND,
+                                   err, "Cannot bind to %s on %d", a->host, a->port);
         return yti_error(YT_EBIND, "Could not bind to any of the %d %d ports tried.", tried,
                          port);
     }
-    yti_mutex_lock(&c->lock);
-    c->listen_fd = fd;
-    sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
-    atomic_store(&c->state, YTI_WAITING);
-    yti_mutex_unlock(&c->lock);
-    rc = yti_thread_start(&c->io_thread, host_main, c, "yt-host", IO_STACK);
-    if (rc) {
-        yti_mutex_lock(&c->lock);
-        atomic_store(&c->state, YTI_CLOSED);
-        close(c->listen_fd);
-        c->listen_fd = -1;
-        yti_mutex_unlock(&c->lock);
-        return rc;
+    return start_host(c, fd);
+}
+
+/* Reads an int socket option; -1 when it cannot be read. */
+static int sockopt_int(int fd, int level, int name)
+{
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(fd, level, name, &v, &len) != 0)
+        return -1;
+    return v;
+}
+
+/* Checks that fd is a stream socket of a family we speak, listening or not as asked. */
+static int check_stream_socket(int fd, bool listening)
+{
+    int type = sockopt_int(fd, SOL_SOCKET, SO_TYPE);
+    if (type < 0)
+        return yti_error_errno(YT_EINVAL, errno, "Descriptor %d is not a socket", fd);
+    if (type != SOCK_STREAM)
+        return yti_error(YT_EINVAL, "Descriptor %d is not a stream socket (SOCK_STREAM)", fd);
+    int dom = sockopt_int(fd, SOL_SOCKET, SO_DOMAIN);
+    if (dom != AF_INET && dom != AF_INET6 && dom != AF_UNIX)
+        return yti_error(YT_EINVAL, "Descriptor %d is not a TCP or Unix domain socket", fd);
+    int acc = sockopt_int(fd, SOL_SOCKET, SO_ACCEPTCONN);
+    if (listening && acc != 1)
+        return yti_error(YT_EINVAL, "Descriptor %d is not listening (call listen() first)", fd);
+    if (!listening && acc == 1)
+        return yti_error(YT_EINVAL, "Descriptor %d is a listening socket (bind it with "
+                         "yt_context_bind_fd)", fd);
+    if (!listening) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+            return yti_error_errno(YT_EINVAL, errno, "Descriptor %d is not connected", fd);
     }
     return YT_OK;
+}
+
+/* Close-on-exec (the library owns the descriptor: a child must not inherit it by accident). */
+static void own_descriptor(int fd, bool blocking)
+{
+    set_cloexec_nosigpipe(fd);
+    if (blocking) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_NONBLOCK))
+            fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    }
+}
+
+int yti_conn_bind_fd(yt_connection *c, int fd)
+{
+    int rc = check_stream_socket(fd, true);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    /* Non-blocking is fine for a listener (accept is preceded by poll and retried). A socket
+     * file behind it was made by someone else and is left to them. */
+    own_descriptor(fd, false);
+    return start_host(c, fd);
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Client                                                                                      */
 
-/* One non-blocking connect attempt bounded by deadline; returns fd or -errno. */
-static int try_connect(const struct sockaddr_in *sa, const yti_conn_config *cfg,
-                       uint64_t deadline)
+/* One non-blocking connect attempt bounded by deadline, from local when given; returns fd or
+ * -errno (*local_err tells a failure to bind the local address, which retrying cannot fix). */
+static int try_connect(const yti_sockaddr *sa, const yti_sockaddr *local,
+                       const yti_conn_config *cfg, uint64_t deadline, bool *local_err)
 {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int fd = socket(sa->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     tune_socket(fd, cfg);
     int err = 0;
-    if (connect(fd, (const struct sockaddr *)sa, sizeof *sa) < 0) {
-        if (errno != EINPROGRESS) {
+    if (local && local->len) {
+#ifdef IP_BIND_ADDRESS_NO_PORT
+        /* The port is picked at connect time, so a busy source address does not run out of
+         * ports for bind(port 0). */
+        int one = 1;
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+        if (bind(fd, (const struct sockaddr *)&local->ss, local->len) != 0) {
             err = errno;
+            *local_err = true;
+            close(fd);
+            return -err;
+        }
+    }
+    if (connect(fd, (const struct sockaddr *)&sa->ss, sa->len) < 0) {
+        if (errno != EINPROGRESS) {
+            err = errno; /* a Unix listener with a full backlog says EAGAIN: tried again */
         } else {
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             double rem = yti_remaining(deadline);
@@ -922,45 +1178,39 @@ static int try_connect(const struct sockaddr_in *sa, const yti_conn_config *cfg,
     return fd;
 }
 
-int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
+/* The client side of the handshake on a connected fd: greeting out, the host's in, then the
+ * authentication when this end has a key. Closes fd on failure (YT_EHANDSHAKE). */
+static int client_handshake(yt_connection *c, int fd, uint64_t *peer_id, long *peer_pid)
 {
-    if (timeout < 0)
-        timeout = 1.0;
-    if (timeout < 0.01)
-        timeout = 0.01;
-    struct in_addr ip;
-    int rc = yti_net_resolve4(a->host, false, &ip);
-    if (rc)
-        return rc;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a->port),
-                             .sin_addr = ip};
-    uint64_t deadline = yti_deadline(timeout);
-    int fd;
-    for (;;) {
-        fd = try_connect(&sa, &c->cfg, deadline);
-        if (fd >= 0)
-            break;
-        double rem = yti_remaining(deadline);
-        if (rem <= 0)
-            return yti_error_errno(YT_ECONNECT, -fd, "Cannot connect to %s on %d", a->host,
-                                   a->port);
-        double pause = timeout / 100;
-        yti_sleep(pause < rem ? pause : rem);
-    }
-
     /* The client speaks first, then reads the host's line. */
     char greet[YTI_GREETING_MAX];
     size_t gn = yti_greeting_format(c->id1, (long)getpid(), greet);
     int werr = yti_net_write_all(fd, greet, gn);
     char line[YTI_HANDSHAKE_LINE_MAX];
     size_t n = werr ? 0 : read_greeting(fd, line, sizeof line);
-    uint64_t peer_id = 0;
-    long peer_pid = 0;
-    yti_hs_result r = yti_greeting_parse(line, n, c->id1, &peer_id, &peer_pid);
+    yti_hs_result r = yti_greeting_parse(line, n, c->id1, peer_id, peer_pid);
     if (r != YTI_HS_OK) {
         close(fd);
         return yti_error(YT_EHANDSHAKE, "Could not connect: %s", yti_hs_reason(r));
     }
+    char why[200];
+    if (c->key) {
+        if (!yti_auth_client(fd, c->key, c->key_len, yti_deadline(YTI_HANDSHAKE_TIMEOUT), why,
+                             sizeof why)) {
+            close(fd);
+            return yti_error(YT_EHANDSHAKE, "Could not connect: %s", why);
+        }
+    } else if (yti_auth_challenge_pending(fd)) {
+        close(fd);
+        return yti_error(YT_EHANDSHAKE, "Could not connect: Authentication failed: the host "
+                         "requires a key and this context has none (yt_context_set_key)");
+    }
+    return YT_OK;
+}
+
+/* A client fd passed the handshake: record it and start both IO threads. */
+static int start_client(yt_connection *c, int fd, uint64_t peer_id, long peer_pid)
+{
     set_nodelay(fd);
     yti_mutex_lock(&c->lock);
     c->fd = fd;
@@ -971,6 +1221,96 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
     atomic_store(&c->state, YTI_CONNECTED);
     yti_mutex_unlock(&c->lock);
 
+    int rc = start_sender(c);
+    if (rc == YT_OK)
+        rc = yti_thread_start(&c->io_thread, receiver_main, c, "yt-recv", IO_STACK);
+    if (rc) {
+        general_close(c, "Cannot start the IO threads", false);
+        io_exit(c);
+        return rc;
+    }
+    return YT_OK;
+}
+
+int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
+{
+    if (timeout < 0)
+        timeout = 1.0;
+    if (timeout < 0.01)
+        timeout = 0.01;
+    yti_sockaddr sa, local;
+    memset(&local, 0, sizeof local);
+    int rc = yti_net_sockaddr(a, false, &sa);
+    if (rc)
+        return rc;
+    if (c->local_host[0]) {
+        if (a->kind == YTI_ADDR_IPC)
+            return yti_error(YT_EINVAL, "A local address applies to TCP only, not to %s",
+                             a->path);
+        if ((rc = yti_net_resolve_host(c->local_host, sa.ss.ss_family, &local)) != YT_OK)
+            return rc;
+    }
+    bool ipc = a->kind == YTI_ADDR_IPC;
+    uint64_t deadline = yti_deadline(timeout);
+    int fd;
+    for (;;) {
+        bool local_err = false;
+        fd = try_connect(&sa, &local, &c->cfg, deadline, &local_err);
+        if (fd >= 0)
+            break;
+        if (local_err)
+            return yti_error_errno(YT_ECONNECT, -fd, "Cannot bind the local address %s",
+                                   c->local_host);
+        double rem = yti_remaining(deadline);
+        if (rem <= 0) {
+            if (ipc)
+                return yti_error_errno(YT_ECONNECT, -fd, "Cannot connect to %s", a->path);
+            return yti_error_errno(YT_ECONNECT, -fd, "Cannot connect to %s on %d", a->host,
+                                   a->port);
+        }
+        double pause = timeout / 100;
+        yti_sleep(pause < rem ? pause : rem);
+    }
+
+    uint64_t peer_id = 0;
+    long peer_pid = 0;
+    rc = client_handshake(c, fd, &peer_id, &peer_pid);
+    if (rc)
+        return rc;
+    return start_client(c, fd, peer_id, peer_pid);
+}
+
+int yti_conn_adopt(yt_connection *c, int fd, bool host)
+{
+    int rc = check_stream_socket(fd, false);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    own_descriptor(fd, true);
+    if (!host) {
+        uint64_t peer_id = 0;
+        long peer_pid = 0;
+        rc = client_handshake(c, fd, &peer_id, &peer_pid);
+        if (rc)
+            return rc;
+        return start_client(c, fd, peer_id, peer_pid);
+    }
+    if (!host_handshake(c, fd)) {
+        close(fd);
+        yti_mutex_lock(&c->lock);
+        char *why = c->refusal ? strdup(c->refusal) : NULL;
+        yti_mutex_unlock(&c->lock);
+        rc = yti_error(YT_EHANDSHAKE, "Handshake failed: %s", why ? why : "unknown reason");
+        free(why);
+        return rc;
+    }
+    set_nodelay(fd);
+    yti_mutex_lock(&c->lock);
+    c->fd = fd;
+    sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
+    atomic_store(&c->state, YTI_HOSTING);
+    yti_mutex_unlock(&c->lock);
     rc = start_sender(c);
     if (rc == YT_OK)
         rc = yti_thread_start(&c->io_thread, receiver_main, c, "yt-recv", IO_STACK);
@@ -979,6 +1319,27 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
         io_exit(c);
         return rc;
     }
+    return YT_OK;
+}
+
+int yti_conn_set_key(yt_connection *c, const unsigned char *key, size_t len)
+{
+    if (len == 0)
+        return YT_OK;
+    c->key = malloc(len);
+    if (!c->key)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    memcpy(c->key, key, len);
+    c->key_len = len;
+    return YT_OK;
+}
+
+int yti_conn_set_local(yt_connection *c, const char *host)
+{
+    size_t n = strlen(host);
+    if (n == 0 || n >= sizeof c->local_host)
+        return yti_error(YT_EADDR, "Invalid local address '%s'", host);
+    memcpy(c->local_host, host, n + 1);
     return YT_OK;
 }
 
@@ -1421,4 +1782,27 @@ const char *yt_connection_close_reason(yt_connection *c)
 uint64_t yt_connection_discarded(yt_connection *c)
 {
     return c ? yti_queue_discarded(c->outq) : 0;
+}
+
+int yt_connection_last_refusal(yt_connection *c, char *buf, size_t size)
+{
+    if (!c || !buf || size == 0)
+        return yti_error(YT_EINVAL, "Invalid buffer");
+    yti_mutex_lock(&c->lock);
+    char *r = c->refusal ? strdup(c->refusal) : NULL;
+    bool had = c->refusal != NULL;
+    yti_mutex_unlock(&c->lock);
+    if (had && !r)
+        return yti_error(YT_ENOMEM, "Out of memory");
+    const char *text = r ? r : "";
+    size_t n = strlen(text);
+    int rc = YT_OK;
+    if (n >= size) {
+        n = size - 1;
+        rc = yti_error(YT_EINVAL, "Buffer too small");
+    }
+    memcpy(buf, text, n);
+    buf[n] = '\0';
+    free(r);
+    return rc;
 }

@@ -17,13 +17,17 @@
  * so every out-queue sees one source's packages in sequence order; pushes never wait there.
  * A sender is held back by congested out-queues before it takes the lock.
  */
+#include "auth.h"
 #include "core.h"
 #include "uid.h"
 #include "util.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define NEW_CONNECTION "NEW_CONNECTION"
@@ -64,6 +68,10 @@ struct yt_context {
     source_map sources;
     slot_table sending;
     slot_table receiving;
+
+    /* Guarded by lock: the authentication key given to connections opened from now on. */
+    unsigned char *key;
+    size_t key_len;
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -239,6 +247,10 @@ void yt_context_free(yt_context *ctx)
     free(ctx->sources.vals);
     free(ctx->sending.v);
     free(ctx->receiving.v);
+    if (ctx->key) {
+        OPENSSL_cleanse(ctx->key, ctx->key_len);
+        free(ctx->key);
+    }
     yti_mutex_destroy(&ctx->lock);
     free(ctx);
 }
@@ -349,27 +361,57 @@ static int add_connection(yt_context *ctx, yt_connection *c)
     return YT_OK;
 }
 
-/* What bind and connect share: parse, make the connection, let `open` bind or connect it, then
- * list it (the startup queue moves in). Returns the connection (the caller's reference). */
-static int open_connection(yt_context *ctx, const char *address, const char *name,
-                           int (*open)(yt_connection *, const yti_address *, int, double),
-                           int max_tries, double timeout, yt_connection **out)
+/* How a connection is opened: the address parsed (NULL for a descriptor) and the rest. */
+typedef struct open_args {
+    int max_tries;
+    double timeout;
+    const char *local; /* connect: local host to bind first, or NULL */
+    int fd;            /* adopt / bind_fd: the descriptor (consumed) */
+    bool host;         /* adopt: run the host side of the handshake */
+} open_args;
+
+typedef int (*open_fn)(yt_connection *, const yti_address *, const open_args *);
+
+/* Copies the context's key into c. */
+static int give_key(yt_context *ctx, yt_connection *c)
 {
-    if (!ctx || !address)
-        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
-    yti_context_touch(ctx);
+    yti_mutex_lock(&ctx->lock);
+    int rc = yti_conn_set_key(c, ctx->key, ctx->key_len);
+    yti_mutex_unlock(&ctx->lock);
+    return rc;
+}
+
+/* What bind, connect and adopt share: parse (when there is an address), make the connection,
+ * let `open` bind, connect or adopt, then list it (the startup queue moves in). Returns the
+ * connection (the caller's reference). A descriptor in args is closed on every failure. */
+static int open_connection(yt_context *ctx, const char *address, const char *name, open_fn open,
+                           const open_args *args, yt_connection **out)
+{
     yti_address a;
-    int rc = yti_address_parse(address, &a);
-    if (rc)
+    int rc;
+    if (address && (rc = yti_address_parse(address, &a)) != YT_OK) {
+        if (args->fd >= 0)
+            close(args->fd);
         return rc;
+    }
+    yti_context_touch(ctx);
     prune(ctx);
     yt_connection *c = yti_conn_new(ctx, ctx->id, &ctx->cfg, name);
-    if (!c)
-        return yti_error(YT_ENOMEM, "Out of memory");
+    if (!c || (rc = give_key(ctx, c)) != YT_OK ||
+        (args->local && (rc = yti_conn_set_local(c, args->local)) != YT_OK)) {
+        if (args->fd >= 0)
+            close(args->fd);
+        if (!c)
+            return yti_error(YT_ENOMEM, "Out of memory");
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", yt_last_error());
+        yt_connection_release(c);
+        return yti_error(rc, "%s", detail);
+    }
     /* Opened first, listed after: a failed bind or connect leaves the startup queue as it was.
      * Packages sent in between go to the startup queue and move into the connection when it is
      * listed; nothing else can reach its out-queue before that. */
-    rc = open(c, &a, max_tries, timeout);
+    rc = open(c, address ? &a : NULL, args);
     if (rc == YT_OK && (rc = add_connection(ctx, c)) != YT_OK)
         yti_conn_shutdown(c, "Out of memory");
     if (rc) {
@@ -382,16 +424,26 @@ static int open_connection(yt_context *ctx, const char *address, const char *nam
     return YT_OK;
 }
 
-static int open_bind(yt_connection *c, const yti_address *a, int max_tries, double timeout)
+static int open_bind(yt_connection *c, const yti_address *a, const open_args *args)
 {
-    (void)timeout;
-    return yti_conn_bind(c, a, max_tries);
+    return yti_conn_bind(c, a, args->max_tries);
 }
 
-static int open_connect(yt_connection *c, const yti_address *a, int max_tries, double timeout)
+static int open_connect(yt_connection *c, const yti_address *a, const open_args *args)
 {
-    (void)max_tries;
-    return yti_conn_connect(c, a, timeout);
+    return yti_conn_connect(c, a, args->timeout);
+}
+
+static int open_bind_fd(yt_connection *c, const yti_address *a, const open_args *args)
+{
+    (void)a;
+    return yti_conn_bind_fd(c, args->fd);
+}
+
+static int open_adopt(yt_connection *c, const yti_address *a, const open_args *args)
+{
+    (void)a;
+    return yti_conn_adopt(c, args->fd, args->host);
 }
 
 /* Hands the caller its reference, or drops it when the caller did not ask for one. */
@@ -406,8 +458,11 @@ static void give(yt_connection *c, yt_connection **out)
 int yt_context_bind(yt_context *ctx, const char *address, int max_tries, const char *name,
                     yt_connection **out)
 {
+    if (!ctx || !address)
+        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
     yt_connection *c = NULL;
-    int rc = open_connection(ctx, address, name, open_bind, max_tries, 0, &c);
+    open_args args = {.max_tries = max_tries, .fd = -1};
+    int rc = open_connection(ctx, address, name, open_bind, &args, &c);
     if (rc == YT_OK)
         give(c, out);
     return rc;
@@ -423,11 +478,162 @@ static void send_context_message(yt_context *ctx, const char *text)
 
 static void notify_new_connection(yt_context *ctx);
 
+/* A connection made from this side: announce it, as connect does. */
+static void announce(yt_context *ctx)
+{
+    /* As the reference: the connecting side announces itself, so that state channels
+     * everywhere re-send their state for the newcomer. */
+    send_context_message(ctx, NEW_CONNECTION);
+    notify_new_connection(ctx);
+}
+
+int yt_context_connect_from(yt_context *ctx, const char *address, const char *local,
+                            double timeout, const char *name, yt_connection **out)
+{
+    if (!ctx || !address)
+        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
+    yt_connection *c = NULL;
+    open_args args = {.max_tries = 1, .timeout = timeout, .local = local, .fd = -1};
+    int rc = open_connection(ctx, address, name, open_connect, &args, &c);
+    if (rc)
+        return rc;
+    announce(ctx);
+    give(c, out);
+    return YT_OK;
+}
+
+int yt_context_bind_fd(yt_context *ctx, int listen_fd, const char *name, yt_connection **out)
+{
+    if (!ctx || listen_fd < 0) {
+        if (listen_fd >= 0)
+            close(listen_fd);
+        return yti_error(YT_EINVAL, ctx ? "Invalid descriptor %d" : "No context", listen_fd);
+    }
+    yt_connection *c = NULL;
+    open_args args = {.max_tries = 1, .fd = listen_fd};
+    int rc = open_connection(ctx, NULL, name, open_bind_fd, &args, &c);
+    if (rc == YT_OK)
+        give(c, out);
+    return rc;
+}
+
+int yt_context_adopt(yt_context *ctx, int fd, yt_role role, const char *name,
+                     yt_connection **out)
+{
+    if (!ctx || fd < 0 || (role != YT_ROLE_HOST && role != YT_ROLE_CLIENT)) {
+        if (fd >= 0)
+            close(fd);
+        return yti_error(YT_EINVAL, !ctx ? "No context" : fd < 0 ? "Invalid descriptor %d"
+                                                                 : "Unknown role",
+                         fd);
+    }
+    yt_connection *c = NULL;
+    open_args args = {.max_tries = 1, .fd = fd, .host = role == YT_ROLE_HOST};
+    int rc = open_connection(ctx, NULL, name, open_adopt, &args, &c);
+    if (rc)
+        return rc;
+    if (role == YT_ROLE_CLIENT)
+        announce(ctx);
+    give(c, out);
+    return YT_OK;
+}
+
+/* The host half of yt_context_pair, on its own thread (both halves block in the handshake). */
+typedef struct pair_job {
+    yt_context *ctx;
+    int fd;
+    const char *name;
+    yt_connection *conn;
+    int rc;
+    char detail[256];
+} pair_job;
+
+static void *pair_host_main(void *arg)
+{
+    pair_job *j = arg;
+    j->rc = yt_context_adopt(j->ctx, j->fd, YT_ROLE_HOST, j->name, &j->conn);
+    if (j->rc)
+        snprintf(j->detail, sizeof j->detail, "%s", yt_last_error());
+    return NULL;
+}
+
+int yt_context_pair(yt_context *host, yt_context *client, const char *name,
+                    yt_connection **out_host, yt_connection **out_client)
+{
+    if (!host || !client || host == client)
+        return yti_error(YT_EINVAL, "yt_context_pair needs two different contexts");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return yti_error_errno(YT_ESYS, errno, "socketpair");
+    pair_job j = {.ctx = host, .fd = sv[0], .name = name};
+    yti_thread t;
+    atomic_init(&t.started, false);
+    int rc = yti_thread_start(&t, pair_host_main, &j, "yt-pair", 0);
+    if (rc) {
+        close(sv[0]);
+        close(sv[1]);
+        return rc;
+    }
+    yt_connection *cc = NULL;
+    rc = yt_context_adopt(client, sv[1], YT_ROLE_CLIENT, name, &cc);
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s", rc ? yt_last_error() : "");
+    /* A failing client closes its end, so the host's handshake ends too: the join is short. */
+    yti_thread_join(&t);
+    if (rc == YT_OK && j.rc == YT_OK) {
+        give(j.conn, out_host);
+        give(cc, out_client);
+        return YT_OK;
+    }
+    if (cc) {
+        yt_connection_close(cc, "The other end of the pair failed.");
+        yt_connection_release(cc);
+    }
+    if (j.conn) {
+        yt_connection_close(j.conn, "The other end of the pair failed.");
+        yt_connection_release(j.conn);
+    }
+    if (rc)
+        return yti_error(rc, "%s", detail);
+    return yti_error(j.rc, "%s", j.detail);
+}
+
+int yt_context_set_key(yt_context *ctx, const void *key, size_t len)
+{
+    if (!ctx)
+        return yti_error(YT_EINVAL, "No context");
+    if (len != 0 && (!key || len < YTI_KEY_MIN))
+        return yti_error(YT_EINVAL, "The key must be at least %d bytes long", YTI_KEY_MIN);
+    if (len > YTI_KEY_MAX)
+        return yti_error(YT_EINVAL, "The key must be at most %d bytes long", YTI_KEY_MAX);
+    unsigned char *copy = NULL;
+    if (len) {
+        copy = malloc(len);
+        if (!copy)
+            return yti_error(YT_ENOMEM, "Out of memory");
+        memcpy(copy, key, len);
+    }
+    yti_mutex_lock(&ctx->lock);
+    unsigned char *old = ctx->key;
+    size_t old_len = ctx->key_len;
+    ctx->key = copy;
+    ctx->key_len = len;
+    yti_mutex_unlock(&ctx->lock);
+    if (old) {
+        OPENSSL_cleanse(old, old_len);
+        free(old);
+    }
+    return YT_OK;
+}
+
 int yt_context_connect(yt_context *ctx, const char *address, double timeout, const char *name,
                        yt_connection **out)
 {
+    if (!ctx || !address)
+        return yti_error(YT_EINVAL, "Address should be in format 'host:port'.");
     yt_connection *c = NULL;
-    int rc = open_connection(ctx, address, name, open_connect, 1, timeout, &c);
+    open_args args = {.max_tries = 1, .timeout = timeout, .fd = -1};
+    int rc = open_connection(ctx, address, name, open_connect, &args, &c);
     if (rc)
         return rc;
     /* As the reference: the connecting side announces itself, so that state channels

@@ -66,6 +66,16 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
 int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries);
 /* Connects (retrying until timeout), runs the client handshake and starts the IO threads. */
 int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout);
+/* Starts hosting on a listening socket handed over by the caller (consumed, even on error):
+ * YT_EINVAL when it is not a listening stream socket. */
+int yti_conn_bind_fd(yt_connection *c, int fd);
+/* Runs the handshake on an already-connected socket (consumed, even on error) as host or
+ * client and starts the IO threads. Blocks for the handshake. */
+int yti_conn_adopt(yt_connection *c, int fd, bool host);
+/* Gives c a copy of the authentication key (len 0: none) before it is bound or connected. */
+int yti_conn_set_key(yt_connection *c, const unsigned char *key, size_t len);
+/* Makes the next connect bind this local host (numeric or name) first. */
+int yti_conn_set_local(yt_connection *c, const char *host);
 /* True when the out-queue holds its maximum. */
 bool yti_conn_queue_full(yt_connection *c);
 /* More than YTI_OUTQ_THRESHOLD packages queued on a connected link (a hint, no lock). */

@@ -1,17 +1,22 @@
 /*
- * net.c - small socket helpers shared by connections and the client/server module: IPv4 name
- * resolution, complete writes without SIGPIPE, and polling for input against a monotonic
- * deadline. Every call retries on EINTR.
+ * net.c - small socket helpers shared by connections and the client/server module: name
+ * resolution (IPv4, IPv6 through getaddrinfo; Unix paths), complete writes without SIGPIPE,
+ * complete reads and polling for input against a monotonic deadline. Every call retries on
+ * EINTR. No state; any thread (getaddrinfo may block on the system's resolver).
  */
 #include "net.h"
 
 #include "platform.h"
 #include "util.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <stdio.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -67,4 +72,115 @@ int yti_net_poll_in(int fd, uint64_t deadline)
         if (errno != EINTR)
             return -errno;
     }
+}
+
+int yti_net_resolve_host(const char *host, int family, yti_sockaddr *out)
+{
+    char buf[YTI_HOST_MAX];
+    size_t n = strlen(host);
+    /* Brackets are how IPv6 literals are written in addresses; getaddrinfo wants them off. */
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof buf) {
+        memcpy(buf, host + 1, n - 2);
+        buf[n - 2] = '\0';
+        host = buf;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = family;
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0 || !res) {
+        const char *fam = family == AF_INET6 ? "IPv6" : "IPv4";
+        /* EAI_NONAME/EAI_NODATA/EAI_ADDRFAMILY: the name exists, or not, but has no address of
+         * this family; say which family was asked for so the fix (tcp6:// or not) is obvious. */
+        return yti_error(YT_EADDR, "Cannot resolve host '%s' to an %s address: %s", host, fam,
+                         rc ? gai_strerror(rc) : "no address");
+    }
+    memset(out, 0, sizeof *out);
+    memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+    out->len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return YT_OK;
+}
+
+int yti_net_sockaddr(const yti_address *a, bool passive, yti_sockaddr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (a->kind == YTI_ADDR_IPC) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&out->ss;
+        size_t n = strlen(a->path);
+        if (n == 0 || n >= sizeof un->sun_path)
+            return yti_error(YT_EADDR, "Invalid socket path '%s'", a->path);
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, a->path, n + 1);
+        out->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        return YT_OK;
+    }
+    bool v6 = a->kind == YTI_ADDR_TCP6;
+    if (a->host[0] == '\0') {
+        if (v6) {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->ss;
+            s6->sin6_family = AF_INET6;
+            s6->sin6_addr = passive ? in6addr_any : in6addr_loopback;
+            s6->sin6_port = htons((uint16_t)a->port);
+            out->len = sizeof *s6;
+        } else {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&out->ss;
+            s4->sin_family = AF_INET;
+            s4->sin_addr.s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
+            s4->sin_port = htons((uint16_t)a->port);
+            out->len = sizeof *s4;
+        }
+        return YT_OK;
+    }
+    int rc = yti_net_resolve_host(a->host, v6 ? AF_INET6 : AF_INET, out);
+    if (rc)
+        return rc;
+    if (v6)
+        ((struct sockaddr_in6 *)&out->ss)->sin6_port = htons((uint16_t)a->port);
+    else
+        ((struct sockaddr_in *)&out->ss)->sin_port = htons((uint16_t)a->port);
+    return YT_OK;
+}
+
+void yti_net_sockaddr_text(const yti_sockaddr *sa, char *host, size_t hsize, int *port)
+{
+    const struct sockaddr *s = (const struct sockaddr *)&sa->ss;
+    if (s->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)&sa->ss;
+        inet_ntop(AF_INET, &s4->sin_addr, host, (socklen_t)hsize);
+        *port = ntohs(s4->sin_port);
+    } else if (s->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&sa->ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, (socklen_t)hsize);
+        *port = ntohs(s6->sin6_port);
+    } else if (s->sa_family == AF_UNIX) {
+        const struct sockaddr_un *un = (const struct sockaddr_un *)&sa->ss;
+        size_t max = sa->len > offsetof(struct sockaddr_un, sun_path)
+                         ? sa->len - offsetof(struct sockaddr_un, sun_path)
+                         : 0;
+        /* An unnamed socket (a client's end, a socketpair) has no path: "". An abstract one
+         * starts with NUL and is shown as "" too. */
+        size_t n = strnlen(un->sun_path, max);
+        if (n >= hsize)
+            n = hsize - 1;
+        memcpy(host, un->sun_path, n);
+        host[n] = '\0';
+        *port = -1;
+    }
+}
+
+size_t yti_net_read_full(int fd, void *buf, size_t n, uint64_t deadline)
+{
+    size_t got = 0;
+    while (got < n) {
+        if (yti_net_poll_in(fd, deadline) <= 0)
+            break;
+        ssize_t r = recv(fd, (char *)buf + got, n - got, 0);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    return got;
 }

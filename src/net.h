@@ -4,6 +4,8 @@
 #ifndef YT_NET_H
 #define YT_NET_H
 
+#include "address.h"
+
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,6 +14,23 @@
 /* Resolves an IPv4 host: "" means any address when passive (binding), loopback otherwise.
  * YT_EADDR with the resolver's message. */
 int yti_net_resolve4(const char *host, bool passive, struct in_addr *out);
+/* A socket address of any family we speak (IPv4, IPv6, Unix). */
+typedef struct yti_sockaddr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+} yti_sockaddr;
+
+/* The socket address of a parsed address: getaddrinfo in the address's family for TCP ("" means
+ * any address when passive, loopback otherwise), the path for ipc. YT_EADDR with a message
+ * naming the host and the family when it resolves to nothing usable. */
+int yti_net_sockaddr(const yti_address *a, bool passive, yti_sockaddr *out);
+/* Resolves a host (a local source address: numeric or name, IPv6 with or without brackets)
+ * in the given family, port 0. YT_EADDR. */
+int yti_net_resolve_host(const char *host, int family, yti_sockaddr *out);
+/* Text of a socket address: numeric host (or the Unix path) and port (-1 for Unix sockets). */
+void yti_net_sockaddr_text(const yti_sockaddr *sa, char *host, size_t hsize, int *port);
+/* Reads exactly n bytes until deadline; returns the number read (< n on EOF, error, time-out). */
+size_t yti_net_read_full(int fd, void *buf, size_t n, uint64_t deadline);
 /* Writes all of buf (MSG_NOSIGNAL); 0 or -errno. */
 int yti_net_write_all(int fd, const void *buf, size_t len);
 /* Polls fd for reading until deadline (monotonic ns, YTI_FOREVER); 1 ready, 0 timed out,

@@ -4,6 +4,8 @@
  *
  *   yt_peer bind            binds 127.0.0.1:0 and prints "PORT <n>"
  *   yt_peer connect PORT    connects to 127.0.0.1:PORT and prints "CONNECTED"
+ *   yt_peer adopt FD        adopts the inherited connected socket FD as the client end
+ *                           (yt_context_adopt) and prints "CONNECTED"
  *
  * Then it echoes: every text message on the "ping" channel comes back on "pong" prefixed with
  * "pong:". "quit" makes it close its context and exit 0; it also exits when its connection
@@ -35,6 +37,12 @@ int main(int argc, char **argv)
         char addr[64];
         snprintf(addr, sizeof addr, "127.0.0.1:%s", argv[2]);
         if (yt_context_connect(ctx, addr, 5.0, "peer", &c) != YT_OK) {
+            fprintf(stderr, "yt_peer: %s\n", yt_last_error());
+            return 6;
+        }
+        printf("CONNECTED %llu\n", (unsigned long long)yt_context_id(ctx));
+    } else if (strcmp(argv[1], "adopt") == 0 && argc > 2) {
+        if (yt_context_adopt(ctx, atoi(argv[2]), YT_ROLE_CLIENT, "peer", &c) != YT_OK) {
             fprintf(stderr, "yt_peer: %s\n", yt_last_error());
             return 6;
         }

@@ -148,6 +148,56 @@ static const char *addr(char *buf, int port)
     return buf;
 }
 
+/* An ipc:// address through the tool, and --key-file on both ends (and on one only). */
+static void test_ipc_and_key_file(void)
+{
+    char dir[] = "/tmp/yt-tool-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[64], address[80], key[64], wrong[64];
+    snprintf(path, sizeof path, "%s/sock", dir);
+    snprintf(address, sizeof address, "ipc://%s", path);
+    snprintf(key, sizeof key, "%s/key", dir);
+    snprintf(wrong, sizeof wrong, "%s/wrong", dir);
+    FILE *f = fopen(key, "w");
+    fputs("a shared secret of some length\n", f);
+    fclose(f);
+    f = fopen(wrong, "w");
+    fputs("another secret, not the same\n", f);
+    fclose(f);
+
+    proc pub, sub;
+    spawn(&pub, (const char *[]){"pub", address, "chat", "--key-file", key, "--verbose", NULL});
+    CU_ASSERT_TRUE(wait_err(&pub, "bound at ipc:///tmp/yt-tool-", 5.0));
+    /* Without the key, or with another one: refused (exit 2), the publisher keeps waiting. */
+    spawn(&sub, (const char *[]){"sub", address, "chat", "--count", "1", NULL});
+    CU_ASSERT_EQUAL(finish(&sub, 10), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sub.errbuf, "requires a key"));
+    spawn(&sub, (const char *[]){"sub", address, "chat", "--count", "1", "--key-file", wrong,
+                                 NULL});
+    CU_ASSERT_EQUAL(finish(&sub, 10), 2);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sub.errbuf, "different key"));
+    spawn(&sub, (const char *[]){"sub", address, "chat", "--count", "1", "--timeout", "5",
+                                 "--key-file", key, NULL});
+    write_in(&pub, "over a unix socket\n");
+    close_in(&pub);
+    CU_ASSERT_EQUAL(finish(&sub, 10), 0);
+    CU_ASSERT_STRING_EQUAL(sub.outbuf, "over a unix socket\n");
+    CU_ASSERT_EQUAL(finish(&pub, 10), 0);
+    /* Unreadable and too short keys are usage errors. */
+    spawn(&sub, (const char *[]){"sub", address, "chat", "--key-file", "/nonexistent/k", NULL});
+    CU_ASSERT_EQUAL(finish(&sub, 5), 1);
+    f = fopen(wrong, "w");
+    fputs("short\n", f);
+    fclose(f);
+    spawn(&sub, (const char *[]){"sub", address, "chat", "--key-file", wrong, NULL});
+    CU_ASSERT_EQUAL(finish(&sub, 5), 1);
+    CU_ASSERT_PTR_NOT_NULL(strstr(sub.errbuf, "at least 16"));
+    unlink(key);
+    unlink(wrong);
+    unlink(path);
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
+}
+
 static void test_usage_and_help(void)
 {
     proc p;
@@ -360,6 +410,7 @@ void yt_suite_tool(void)
         {"state", test_state},
         {"broker_relays", test_broker_relays},
         {"request_and_serve", test_request_and_serve},
+        {"ipc_and_key_file", test_ipc_and_key_file},
         {NULL, NULL}};
     yt_add_suite("tool", t);
 }

@@ -79,6 +79,7 @@ typedef struct opts {
     bool sync;
     bool async;
     const char *kwargs;
+    const char *key_file; /* --key-file: the shared key for authentication */
     const char *pos[64]; /* positional arguments */
     int npos;
     const char *binds[32];
@@ -105,6 +106,7 @@ static const char *usage_text =
     "  request ADDRESS TEXT [--timeout S]     one request to a line server (do_request)\n"
     "  serve   ADDRESS [--async]              a RequestServer answering 'Requested: TEXT'\n"
     "\n"
+    "  --key-file PATH  require peers to prove this shared key (both ends need it)\n"
     "  --verbose   report connection events on stderr\n"
     "  --help      this text; `yoton COMMAND --help` for one command\n"
     "\n"
@@ -203,6 +205,8 @@ static int parse_opts(int argc, char **argv, opts *o, const char *cmd)
                 return fail(EX_USAGE, "--timeout takes a number of seconds");
         } else if (strcmp(a, "--kwargs") == 0 && more) {
             o->kwargs = argv[++i];
+        } else if (strcmp(a, "--key-file") == 0 && more) {
+            o->key_file = argv[++i];
         } else if (strncmp(a, "--", 2) == 0 && a[2]) {
             return fail(EX_USAGE, "unknown option %s (try yoton %s --help)", a, cmd);
         } else if (o->npos < 64) {
@@ -368,15 +372,29 @@ static bool pump(double seconds)
     return !interrupted;
 }
 
+/* An address that binds c's local end again: "host:port", "[v6]:port" or "ipc://path". */
+static const char *bound_address(yt_connection *c, char out[160])
+{
+    char host[128];
+    yt_connection_hostname1(c, host, sizeof host);
+    int port = yt_connection_port1(c);
+    if (port < 0)
+        snprintf(out, 160, "ipc://%s", host);
+    else if (strchr(host, ':'))
+        snprintf(out, 160, "[%s]:%d", host, port);
+    else
+        snprintf(out, 160, "%s:%d", host, port);
+    return out;
+}
+
 static int open_link(yt_context *ctx, const char *address, bool bind, yt_connection **out)
 {
     yt_connection *c = NULL;
     if (bind) {
         if (yt_context_bind(ctx, address, 1, address, &c) != YT_OK)
             return fail(EX_CONNECT, "cannot bind %s: %s", address, yt_last_error());
-        char host[64];
-        yt_connection_hostname1(c, host, sizeof host);
-        note("%s: bound at %s:%d, waiting for a peer", address, host, yt_connection_port1(c));
+        char where[160];
+        note("%s: bound at %s, waiting for a peer", address, bound_address(c, where));
     } else {
         if (yt_context_connect(ctx, address, 5.0, address, &c) != YT_OK)
             return fail(EX_CONNECT, "cannot connect to %s: %s", address, yt_last_error());
@@ -404,9 +422,8 @@ static bool rebind_if_closed(yt_context *ctx, yt_connection **c, bool *reported)
 {
     if (yt_connection_is_alive(*c))
         return true;
-    char host[64], address[96];
-    yt_connection_hostname1(*c, host, sizeof host);
-    snprintf(address, sizeof address, "%s:%d", host, yt_connection_port1(*c));
+    char address[160];
+    bound_address(*c, address);
     yt_connection *n = NULL;
     if (yt_context_bind(ctx, address, 1, yt_connection_name(*c), &n) != YT_OK) {
         fail(EX_CONNECT, "cannot bind %s again: %s", address, yt_last_error());
@@ -816,6 +833,29 @@ static int cmd_serve(opts *o)
     return EX_OK;
 }
 
+/* Reads the key file (raw bytes; one trailing newline is not part of the key, so that
+ * `echo secret > file` works) and gives it to ctx. */
+static int load_key(yt_context *ctx, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return fail(EX_USAGE, "cannot read the key file %s: %s", path, strerror(errno));
+    unsigned char key[1026];
+    size_t n = fread(key, 1, sizeof key, f);
+    fclose(f);
+    if (n > 0 && key[n - 1] == '\n')
+        n--;
+    if (n > 0 && key[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        return fail(EX_USAGE, "key file %s is empty", path);
+    int rc = yt_context_set_key(ctx, key, n);
+    memset(key, 0, sizeof key);
+    if (rc != YT_OK)
+        return fail(EX_USAGE, "key file %s: %s", path, yt_last_error());
+    return EX_OK;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -839,6 +879,8 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if ((strcmp(cmd, "request") == 0 || strcmp(cmd, "serve") == 0) && o.key_file)
+        return fail(EX_USAGE, "--key-file applies to contexts, not to %s", cmd);
     if (strcmp(cmd, "request") == 0)
         return cmd_request(&o);
     if (strcmp(cmd, "serve") == 0)
@@ -847,6 +889,10 @@ int main(int argc, char **argv)
     yt_context *ctx;
     if (yt_context_new(NULL, &ctx) != YT_OK)
         return fail(EX_FAIL, "%s", yt_last_error());
+    if (o.key_file && (rc = load_key(ctx, o.key_file)) != EX_OK) {
+        yt_context_free(ctx);
+        return rc;
+    }
     if (strcmp(cmd, "pub") == 0)
         rc = cmd_pub(ctx, &o);
     else if (strcmp(cmd, "sub") == 0)

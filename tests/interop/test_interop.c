@@ -676,6 +676,50 @@ static void test_refuse_non_yoton(void)
     proc_send(host, "quit");
 }
 
+/* Our key authentication (docs/transports.md) against the reference, which has none: a keyed C
+ * host refuses a Python client after the greeting and keeps waiting for a keyed peer; a keyed C
+ * client refuses a Python host. Both fail with a clear reason, neither hangs. */
+static void test_keyed_c_refuses_python(void)
+{
+    NEED_ENV();
+    static const char key[] = "interop test key, 32 bytes long";
+    char line[512];
+    yt_context *ctx = new_ctx(0, YT_HEARTBEAT_IO);
+    CU_ASSERT_EQUAL(yt_context_set_key(ctx, key, strlen(key)), YT_OK);
+    int port;
+    yt_connection *c = c_bind(ctx, &port);
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    py_spawn("handshake.py", "connect", ports, NULL);
+    char why[300] = "";
+    double end = now_s() + 10;
+    while (strstr(why, "Authentication failed") == NULL && now_s() < end) {
+        yt_connection_last_refusal(c, why, sizeof why);
+        usleep(10000);
+    }
+    CU_ASSERT_PTR_NOT_NULL(strstr(why, "Authentication failed: the peer"));
+    printf("\n    interop: keyed C host refused Python: %s", why);
+    CU_ASSERT_TRUE(yt_connection_is_waiting(c));
+    yt_context *good = new_ctx(0, YT_HEARTBEAT_IO);
+    CU_ASSERT_EQUAL(yt_context_set_key(good, key, strlen(key)), YT_OK);
+    yt_connection *cg = c_connect(good, port);
+    CU_ASSERT_PTR_NOT_NULL(cg);
+    CU_ASSERT_TRUE(wait_until(t_loop, conn_up, c, 10));
+
+    proc *host = py_spawn("handshake.py", "bind", NULL);
+    CU_ASSERT_TRUE_FATAL(expect(host, "PORT", 20, line, sizeof line));
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port_of(line));
+    yt_context *keyed = new_ctx(0, YT_HEARTBEAT_IO);
+    CU_ASSERT_EQUAL(yt_context_set_key(keyed, key, strlen(key)), YT_OK);
+    yt_connection *ck = NULL;
+    double t0 = now_s();
+    CU_ASSERT_EQUAL(yt_context_connect(keyed, addr, 5.0, NULL, &ck), YT_EHANDSHAKE);
+    CU_ASSERT_PTR_NOT_NULL(strstr(yt_last_error(), "Authentication failed: the host"));
+    printf("\n    interop: keyed C client refused a Python host: %s", yt_last_error());
+    CU_ASSERT(now_s() - t0 < 5.0);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * 2. Pub/sub: TEXT, BINARY and OBJECT, 10,000 each way, and 64 MiB each way
  *
@@ -2274,6 +2318,7 @@ void yt_suite_interop(void)
         {"handshake_small_py_id_c_binds", test_handshake_small_py_id_c_binds},
         {"handshake_small_py_id_py_binds", test_handshake_small_py_id_py_binds},
         {"refuse_non_yoton", test_refuse_non_yoton},
+        {"keyed_c_refuses_python", test_keyed_c_refuses_python},
         {"pubsub_c_binds", test_pubsub_c_binds},
         {"pubsub_py_binds", test_pubsub_py_binds},
         {"pubsub_64mib_c_binds", test_pubsub_64mib_c_binds},
