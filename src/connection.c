@@ -487,6 +487,7 @@ static void *sender_main(void *arg)
 typedef struct rx_state {
     uint64_t last_rx;
     bool timed_out;
+    bool tcp; /* quick-acks apply (not to Unix sockets) */
 } rx_state;
 
 /*
@@ -535,7 +536,8 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
              * after each read that got data: it sends a pending ACK now and keeps the next
              * ones immediate. */
             int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+            if (st->tcp)
+                setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
             st->last_rx = yti_now();
             if (st->timed_out) {
                 st->timed_out = false;
@@ -599,7 +601,11 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
     if (!buf)
         return "yoton.ReceivingThread, Error in io thread.Out of memory";
     size_t have = 0, pos = 0;
-    rx_state st = {.last_rx = yti_now(), .timed_out = false};
+    rx_state st = {.last_rx = yti_now(), .timed_out = false, .tcp = true};
+    int dom = 0;
+    socklen_t dl = sizeof dom;
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
+        st.tcp = false;
     const char *reason = NULL;
     /* Packages parsed but not yet handed to the context: delivered in batches (one context
      * lock per batch), and always before this thread blocks or leaves. */
