@@ -8,18 +8,19 @@
  *     queued (a batch) and writes headers and payloads with one sendmsg() per batch (no copy);
  *     when the wait times out it writes a heartbeat (under the app policy, only while the
  *     application has shown itself alive within the timeout);
- *   - a thread sending a package after a pause (none in the last 5 us on this link), when
- *     nothing is queued or being written, writes it to the socket itself without blocking
- *     (MSG_DONTWAIT) instead of queueing it: one thread hand-off less per hop for request/reply
- *     traffic, while streams still go through the sender's batches. The write lock (wlock)
- *     orders the two writers: the sender takes packages off the queue only while holding it,
- *     and a direct writer reserves it under the context lock (no push can come in between), so
- *     the wire order is the queue order. A part the socket did not take is left to the sender,
- *     which finishes it before anything else;
- *   - the receiver ("yt-recv") polls the socket with the connection's timeout, reads through a
- *     64 KiB buffer (payloads larger than half of it are read straight into their own package),
- *     emits timedout(true/false) on the edges of silence, and hands the packages of each read
- *     to the context on this same thread, in one batch (one context lock per batch).
+ *   - a thread sending a package after a pause (none in the last 5 us on this link; then up
+ *     to 4 in a row), when nothing is queued or being written, writes it to the socket itself
+ *     without blocking (MSG_DONTWAIT) instead of queueing it: one thread hand-off less per hop
+ *     for request/reply traffic, while streams still go through the sender's batches. The
+ *     write lock (wlock) orders the two writers: the sender takes packages off the queue only
+ *     while holding it, and a direct writer reserves it under the context lock (no push can
+ *     come in between), so the wire order is the queue order. A part the socket did not take
+ *     is left to the sender, which finishes it before anything else;
+ *   - the receiver ("yt-recv") reads the socket (polling with the connection's timeout once
+ *     it is empty) through a 64 KiB buffer (payloads larger than half of it are read straight
+ *     into their own package), emits timedout(true/false) on the edges of silence, and hands
+ *     the packages of each read to the context on this same thread, in one batch (one
+ *     context lock per batch).
  * A bound connection starts one thread ("yt-host") that accepts peers (polling 0.25 s) and runs
  * the host handshake; a peer that fails it is sent the reference's error line and dropped. After
  * a successful handshake the listening socket is closed, the sender is started and the host
@@ -86,6 +87,8 @@
 /* A send at least this long after the previous one on a connection may write to the socket
  * itself (yti_conn_reserve_direct): one thread hand-off less for request/reply traffic. */
 #define DIRECT_GAP_NS 5000u
+/* ...and at most this many in a row without such a pause. */
+#define DIRECT_BURST 4u
 
 struct yt_connection {
     atomic_uint refs;
@@ -124,6 +127,8 @@ struct yt_connection {
     size_t pending_off;    /* bytes of header + payload of `pending` already written */
     atomic_uint_least64_t direct_taken; /* packages taken by direct writes (for flushing) */
     atomic_uint_least64_t last_send;    /* monotonic ns of the last yti_conn_reserve_direct */
+    unsigned burst; /* direct writes since the last pause; guarded by the context lock, under
+                       which yti_conn_reserve_direct is always called */
     atomic_uint_least64_t last_direct;  /* monotonic ns of the last direct write */
 
     _Atomic double timeout;
@@ -1367,13 +1372,16 @@ bool yti_conn_congested(yt_connection *c)
 
 bool yti_conn_reserve_direct(yt_connection *c)
 {
-    if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
-        return false;
-    /* Only a send that follows a pause: a stream of sends is left to the sender thread, which
-     * writes many packages per system call. */
+    /* Only a send that follows a pause, and the few that follow it closely (a request and
+     * its announcement): a stream of sends is left to the sender thread, which writes many
+     * packages per system call. Every send counts, queued or not. */
     uint64_t now = yti_now();
     uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
-    if (now - prev < DIRECT_GAP_NS)
+    if (now - prev >= DIRECT_GAP_NS)
+        c->burst = 0;
+    else if (c->burst >= DIRECT_BURST)
+        return false;
+    if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
         return false;
     if (!yti_mutex_trylock(&c->wlock))
         return false;
@@ -1383,6 +1391,7 @@ bool yti_conn_reserve_direct(yt_connection *c)
         yti_mutex_unlock(&c->wlock);
         return false;
     }
+    c->burst++;
     atomic_fetch_add_explicit(&c->direct_taken, 1, memory_order_relaxed);
     return true;
 }
