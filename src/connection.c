@@ -64,6 +64,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,7 @@ struct yt_connection {
     bool io_joining, io_joined;
     bool io_exited; /* the io thread is past its last use of the context */
     bool rx_eof;    /* the receiver met end-of-file (the peer closed its end) */
+    bool handoff;   /* closed with bytes the peer has not taken: the socket goes to a reaper */
     int flush_waiters;
     uint64_t written; /* packages written by the sender */
 
@@ -150,6 +152,7 @@ struct yt_connection {
 };
 
 static void general_close(yt_connection *c, const char *reason, bool notify);
+static int unacked(int fd);
 static void join_io(yt_connection *c);
 static void close_listener(yt_connection *c);
 
@@ -493,6 +496,7 @@ typedef struct rx_state {
     uint64_t last_rx;
     bool timed_out;
     bool tcp; /* quick-acks apply (not to Unix sockets) */
+    long drain; /* bytes still to read after the close (-1: not closed yet) */
 } rx_state;
 
 /*
@@ -509,15 +513,41 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
     for (;;) {
         /* Not while CLOSING: the closer may still be flushing the close package, and this
          * thread's exit path closes the out-queue. */
-        if (yti_conn_state(c) == YTI_CLOSED)
-            return -ECANCELED;
+        if (yti_conn_state(c) == YTI_CLOSED) {
+            /* Closed (by the user, the sender meeting an error such as the peer's reset, or
+             * the peer): what the kernel already holds for us arrived before that and is
+             * still delivered, read without waiting and at most one receive buffer's worth
+             * (a peer still sending cannot keep this going). A reset peer's unread bytes
+             * stay readable until then; dropping them lost a relay's last messages. */
+            if (st->drain < 0) {
+                int rb = 0;
+                socklen_t rl = sizeof rb;
+                st->drain = getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, &rl) == 0 && rb > 0
+                                ? rb : RBUF_SIZE;
+            }
+            if (st->drain == 0 || len == 0)
+                return -ECANCELED;
+            ssize_t n = recv(fd, buf, len < (size_t)st->drain ? len : (size_t)st->drain,
+                             MSG_DONTWAIT);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0)
+                return -ECANCELED;
+            st->drain -= n;
+            return n;
+        }
         if (!try_first) {
             double to = atomic_load_explicit(&c->timeout, memory_order_relaxed);
             uint64_t deadline =
                 st->timed_out ? yti_deadline(1.0) : st->last_rx + (uint64_t)(to * 1e9);
-            int pr = yti_net_poll_in(fd, deadline);
+            /* In steps of at most 0.25 s: a close that hands the socket to a reaper (see
+             * general_close) does not shut the read side down to wake this thread. */
+            uint64_t step = yti_deadline(YTI_HEARTBEAT_INTERVAL);
+            int pr = yti_net_poll_in(fd, step < deadline ? step : deadline);
             if (pr < 0)
                 return pr;
+            if (pr == 0 && step < deadline)
+                continue;
             if (pr == 0) {
                 if (!st->timed_out) {
                     st->timed_out = true;
@@ -606,7 +636,7 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
     if (!buf)
         return "yoton.ReceivingThread, Error in io thread.Out of memory";
     size_t have = 0, pos = 0;
-    rx_state st = {.last_rx = yti_now(), .timed_out = false, .tcp = true};
+    rx_state st = {.last_rx = yti_now(), .timed_out = false, .tcp = true, .drain = -1};
     int dom = 0;
     socklen_t dl = sizeof dom;
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
@@ -729,6 +759,55 @@ out:
     return reason;
 }
 
+/*
+ * The reaper: owns a socket whose connection closed while the peer had not yet taken all our
+ * bytes. It keeps the receive side empty (so the kernel never answers the peer with a reset)
+ * and closes the socket once the peer has taken everything, has closed its end, or took
+ * nothing for REAP_IDLE. It touches nothing but the descriptor, so the connection and its
+ * context may be freed meanwhile. Detached; at most one per such close.
+ */
+#define REAP_IDLE 60.0
+
+static void *reaper_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    char sink[4096];
+    int last = unacked(fd);
+    uint64_t progress = yti_now();
+    bool eof = false;
+    for (;;) {
+        int q = unacked(fd);
+        if (q <= 0 || eof)
+            break;
+        uint64_t now = yti_now();
+        if (q < last) {
+            last = q;
+            progress = now;
+        } else if (now - progress > (uint64_t)(REAP_IDLE * 1e9)) {
+            break;
+        }
+        if (yti_net_poll_in(fd, yti_deadline(0.1)) < 0)
+            break;
+        ssize_t n;
+        while ((n = recv(fd, sink, sizeof sink, MSG_DONTWAIT)) > 0) {
+        }
+        eof = n == 0;
+    }
+    close(fd);
+    return NULL;
+}
+
+/* Starts a reaper for fd; false when no thread could be started (the caller closes fd). */
+static bool start_reaper(int fd)
+{
+    yti_thread t;
+    memset(&t, 0, sizeof t);
+    if (yti_thread_start(&t, reaper_main, (void *)(intptr_t)fd, "yt-reap", 64 * 1024) != YT_OK)
+        return false;
+    yti_thread_detach(&t);
+    return true;
+}
+
 static int start_sender(yt_connection *c)
 {
     yti_mutex_lock(&c->lock);
@@ -754,6 +833,8 @@ static void io_exit(yt_connection *c)
     c->pending = NULL;
     yti_mutex_unlock(&c->wlock);
     yti_mutex_lock(&c->lock);
+    if (c->fd >= 0 && c->handoff && start_reaper(c->fd))
+        c->fd = -1; /* the reaper owns it now */
     if (c->fd >= 0) {
         /* Unread bytes at close make the kernel reset the connection, dropping anything it
          * still had to send: read them away first. */
@@ -1606,8 +1687,14 @@ static void general_close(yt_connection *c, const char *reason, bool notify)
 
     yti_mutex_lock(&c->lock);
     atomic_store(&c->state, YTI_CLOSED);
+    /* An orderly close that gave up waiting while the peer still had not taken all our bytes
+     * (a peer stalled for longer than the linger allows): shutting the read side down, or
+     * closing, would make the kernel answer the peer's next bytes (a heartbeat) with a reset
+     * and drop what it still had to send. The socket goes to a reaper thread instead, which
+     * reads and discards until the peer has taken everything (see reaper_main). */
+    c->handoff = notify && st >= YTI_HOSTING && c->fd >= 0 && !c->rx_eof && unacked(c->fd) > 0;
     if (c->fd >= 0)
-        shutdown(c->fd, SHUT_RDWR);
+        shutdown(c->fd, c->handoff ? SHUT_WR : SHUT_RDWR);
     if (c->listen_fd >= 0)
         shutdown(c->listen_fd, SHUT_RDWR);
     if (c->hs_fd >= 0)

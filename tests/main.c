@@ -1,6 +1,7 @@
 /*
  * The test runner: `yt_tests SUITE...` runs the named suites (all when none is named) through
- * CUnit's basic interface and exits non-zero when any assertion failed.
+ * CUnit's basic interface and exits non-zero when any assertion failed. `yt_tests SUITE/TEST`
+ * runs one test of a suite (for reruns under valgrind and the like).
  */
 #include "suites.h"
 
@@ -17,11 +18,14 @@ int main(int argc, char **argv)
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
     size_t n = sizeof yt_suites / sizeof yt_suites[0];
+    const char *one = argc == 2 ? strchr(argv[1], '/') : NULL;
     for (size_t i = 0; i < n; i++) {
         bool wanted = argc < 2;
-        for (int a = 1; a < argc; a++)
-            if (strcmp(argv[a], yt_suites[i].name) == 0)
+        for (int a = 1; a < argc; a++) {
+            size_t len = one ? (size_t)(one - argv[a]) : strlen(argv[a]);
+            if (strlen(yt_suites[i].name) == len && strncmp(argv[a], yt_suites[i].name, len) == 0)
                 wanted = true;
+        }
         if (wanted)
             yt_suites[i].add();
     }
@@ -31,7 +35,18 @@ int main(int argc, char **argv)
         return 2;
     }
     CU_basic_set_mode(CU_BRM_VERBOSE);
-    CU_basic_run_tests();
+    if (one) {
+        CU_pSuite suite = CU_get_registry()->pSuite;
+        CU_pTest test = suite ? CU_get_test(suite, one + 1) : NULL;
+        if (!test) {
+            fprintf(stderr, "no such test: %s\n", argv[1]);
+            CU_cleanup_registry();
+            return 2;
+        }
+        CU_basic_run_test(suite, test);
+    } else {
+        CU_basic_run_tests();
+    }
     unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
     unsigned ran = CU_get_number_of_tests_run();
     CU_cleanup_registry();
