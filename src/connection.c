@@ -8,9 +8,9 @@
  *     queued (a batch) and writes headers and payloads with one sendmsg() per batch (no copy);
  *     when the wait times out it writes a heartbeat (under the app policy, only while the
  *     application has shown itself alive within the timeout);
- *   - a thread sending a package after a pause (none in the last 5 us on this link; then up
- *     to 4 in a row), when nothing is queued or being written, writes it to the socket itself
- *     without blocking (MSG_DONTWAIT) instead of queueing it: one thread hand-off less per hop
+ *   - a thread sending a package after a pause (no send found the link idle in the last 5 us),
+ *     when nothing is queued or being written, writes it to the socket itself without
+ *     blocking (MSG_DONTWAIT) instead of queueing it: one thread hand-off less per hop
  *     for request/reply traffic, while streams still go through the sender's batches. The
  *     write lock (wlock) orders the two writers: the sender takes packages off the queue only
  *     while holding it, and a direct writer reserves it under the context lock (no push can
@@ -88,8 +88,6 @@
 /* A send at least this long after the previous one on a connection may write to the socket
  * itself (yti_conn_reserve_direct): one thread hand-off less for request/reply traffic. */
 #define DIRECT_GAP_NS 5000u
-/* ...and at most this many in a row without such a pause. */
-#define DIRECT_BURST 4u
 
 struct yt_connection {
     atomic_uint refs;
@@ -128,9 +126,7 @@ struct yt_connection {
     yti_pkg *pending;      /* guarded by wlock: a direct write the socket took only part of */
     size_t pending_off;    /* bytes of header + payload of `pending` already written */
     atomic_uint_least64_t direct_taken; /* packages taken by direct writes (for flushing) */
-    atomic_uint_least64_t last_send;    /* monotonic ns of the last yti_conn_reserve_direct */
-    unsigned burst; /* direct writes since the last pause; guarded by the context lock, under
-                       which yti_conn_reserve_direct is always called */
+    atomic_uint_least64_t last_send;    /* monotonic ns of the last send finding the queue empty */
     atomic_uint_least64_t last_direct;  /* monotonic ns of the last direct write */
 
     _Atomic double timeout;
@@ -497,6 +493,7 @@ typedef struct rx_state {
     bool timed_out;
     bool tcp; /* quick-acks apply (not to Unix sockets) */
     long drain; /* bytes still to read after the close (-1: not closed yet) */
+    bool full_read; /* the last read filled its buffer: more is likely waiting */
 } rx_state;
 
 /*
@@ -507,9 +504,10 @@ typedef struct rx_state {
  */
 static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t len)
 {
-    /* While data keeps coming, the first attempt reads without polling (one system call less
-     * per read); poll only once the socket is found empty. */
-    bool try_first = !st->timed_out;
+    /* While data keeps coming (the last read filled what it was given), the first attempt
+     * reads without polling: one system call less per read. After a short read the socket is
+     * most likely empty: poll first. */
+    bool try_first = !st->timed_out && st->full_read;
     for (;;) {
         /* Not while CLOSING: the closer may still be flushing the close package, and this
          * thread's exit path closes the out-queue. */
@@ -564,6 +562,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
                 continue;
             return -errno;
         }
+        st->full_read = n > 0 && (size_t)n == len;
         if (n > 0) {
             /* Acknowledge at once. Linux delays ACKs and leaves quick-ack mode by itself; a
              * peer sending from a small socket buffer (the reference uses 10 KiB) then waits
@@ -1453,16 +1452,17 @@ bool yti_conn_congested(yt_connection *c)
 
 bool yti_conn_reserve_direct(yt_connection *c)
 {
-    /* Only a send that follows a pause, and the few that follow it closely (a request and
-     * its announcement): a stream of sends is left to the sender thread, which writes many
-     * packages per system call. Every send counts, queued or not. */
+    if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
+        return false;
+    /* Only a send that finds the link idle for a while (the queue empty, and no send found it
+     * so for 5 us): the rest of a stream is left to the sender thread, which writes many
+     * packages per system call. A stream that keeps the sender busy thus writes directly only
+     * now and then, when the sender has caught up; measured, that is as fast as never doing
+     * so, while allowing a few direct writes in a row (a request and its announcement) halved
+     * the 16 B stream (docs/benchmarks.md). */
     uint64_t now = yti_now();
     uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
-    if (now - prev >= DIRECT_GAP_NS)
-        c->burst = 0;
-    else if (c->burst >= DIRECT_BURST)
-        return false;
-    if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
+    if (now - prev < DIRECT_GAP_NS)
         return false;
     if (!yti_mutex_trylock(&c->wlock))
         return false;
@@ -1472,7 +1472,6 @@ bool yti_conn_reserve_direct(yt_connection *c)
         yti_mutex_unlock(&c->wlock);
         return false;
     }
-    c->burst++;
     atomic_fetch_add_explicit(&c->direct_taken, 1, memory_order_relaxed);
     return true;
 }
