@@ -1457,9 +1457,8 @@ bool yti_conn_reserve_direct(yt_connection *c)
     /* Only a send that finds the link idle for a while (the queue empty, and no send found it
      * so for 5 us): the rest of a stream is left to the sender thread, which writes many
      * packages per system call. A stream that keeps the sender busy thus writes directly only
-     * now and then, when the sender has caught up; measured, that is as fast as never doing
-     * so, while allowing a few direct writes in a row (a request and its announcement) halved
-     * the 16 B stream (docs/benchmarks.md). */
+     * now and then, when the sender has caught up. Measured: allowing a few direct writes in a
+     * row (a request and its announcement) halved the 16 B stream (docs/benchmarks.md). */
     uint64_t now = yti_now();
     uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
     if (now - prev < DIRECT_GAP_NS)
