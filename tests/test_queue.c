@@ -845,6 +845,66 @@ static uint64_t count_seen(const stress *s)
 }
 
 /* Large max: nothing is lost, nothing duplicated, per-producer order kept. */
+/* push_many: in order, with the discard modes and counters of n single pushes; the length
+ * hint follows; one wake-up reaches a sleeping popper. */
+static void test_push_many_and_hint(void)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        yti_queue *q = yti_queue_new(5, mode ? YT_DISCARD_NEW : YT_DISCARD_OLD);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+        yti_pkg *v[8];
+        for (uint64_t i = 0; i < 8; i++)
+            v[i] = mk(i);
+        CU_ASSERT_EQUAL(yti_queue_push_many(q, v, 8), YT_OK);
+        CU_ASSERT_EQUAL(yti_queue_len(q), 5);
+        CU_ASSERT_EQUAL(yti_queue_len_hint(q), 5);
+        CU_ASSERT_EQUAL(yti_queue_discarded(q), 3);
+        CU_ASSERT_EQUAL(yti_queue_pushed(q), mode ? 5 : 8);
+        for (uint64_t i = 0; i < 5; i++)
+            CU_ASSERT_EQUAL(pop_slot(q), mode ? i : i + 3); /* new: 0..4 kept; old: 3..7 */
+        CU_ASSERT_EQUAL(yti_queue_len_hint(q), 0);
+        yti_queue_close(q);
+        v[0] = mk(9);
+        CU_ASSERT_EQUAL(yti_queue_push_many(q, v, 1), YT_ECLOSED); /* consumed anyway */
+        yti_queue_free(q);
+    }
+    yti_queue *q = yti_queue_new(10, YT_DISCARD_OLD);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    job j = {.q = q, .op = OP_POP, .deadline = yti_deadline(5)};
+    job_start(&j, 0.05);
+    yti_pkg *v[3] = {mk(7), mk(8), mk(9)};
+    CU_ASSERT_EQUAL(yti_queue_push_many(q, v, 3), YT_OK);
+    yti_thread_join(&j.t);
+    CU_ASSERT_EQUAL(j.rc, YT_OK);
+    CU_ASSERT_EQUAL(j.slot, 7);
+    CU_ASSERT(j.elapsed < 2.0);
+    CU_ASSERT_EQUAL(yti_queue_len_hint(q), 2);
+    yti_queue_free(q);
+}
+
+/* A kick ends a yti_queue_wait on an empty queue with YT_OK, once; the next wait times out. */
+static void test_kick(void)
+{
+    yti_queue *q = yti_queue_new(10, YT_DISCARD_OLD);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    job j = {.q = q, .op = OP_WAIT, .deadline = yti_deadline(5)};
+    job_start(&j, 0.05);
+    yti_queue_kick(q);
+    yti_thread_join(&j.t);
+    CU_ASSERT_EQUAL(j.rc, YT_OK);
+    CU_ASSERT(j.elapsed < 2.0);
+    CU_ASSERT_EQUAL(yti_queue_len(q), 0);
+    /* A kick before the wait is kept for it; it is used up once. */
+    yti_queue_kick(q);
+    CU_ASSERT_EQUAL(yti_queue_wait(q, yti_deadline(0.05)), YT_OK);
+    CU_ASSERT_EQUAL(yti_queue_wait(q, yti_deadline(0.05)), YT_ETIMEDOUT);
+    /* Closed wins over a kick. */
+    yti_queue_kick(q);
+    yti_queue_close(q);
+    CU_ASSERT_EQUAL(yti_queue_wait(q, 0), YT_ECLOSED);
+    yti_queue_free(q);
+}
+
 static void test_stress_lossless(void)
 {
     for (int throttled = 0; throttled < 2; throttled++) {
@@ -910,6 +970,8 @@ void yt_suite_queue(void)
                                      test_throttled_released_by_detach},
                                     {"throttled_max_wait", test_throttled_max_wait},
                                     {"wait_below", test_wait_below},
+                                    {"push_many_and_hint", test_push_many_and_hint},
+                                    {"kick", test_kick},
                                     {"stress_lossless", test_stress_lossless},
                                     {"stress_accounting", test_stress_accounting},
                                     {NULL, NULL}};
