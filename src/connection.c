@@ -1299,17 +1299,20 @@ static int client_handshake(yt_connection *c, int fd, uint64_t *peer_id, long *p
     return YT_OK;
 }
 
-/* A client fd passed the handshake: record it and start both IO threads. */
-static int start_client(yt_connection *c, int fd, uint64_t peer_id, long peer_pid)
+/* fd passed the handshake on the caller's thread (a client, or an adopted host end; the host
+ * side has recorded its peer already): record it and start both IO threads. */
+static int start_io(yt_connection *c, int fd, bool client, uint64_t peer_id, long peer_pid)
 {
     set_nodelay(fd);
     yti_mutex_lock(&c->lock);
     c->fd = fd;
-    c->id2 = peer_id;
-    c->pid2 = peer_pid;
     sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
-    sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
-    atomic_store(&c->state, YTI_CONNECTED);
+    if (client) {
+        c->id2 = peer_id;
+        c->pid2 = peer_pid;
+        sockname(fd, true, c->host2, sizeof c->host2, &c->port2);
+    }
+    atomic_store(&c->state, client ? YTI_CONNECTED : YTI_HOSTING);
     yti_mutex_unlock(&c->lock);
 
     int rc = start_sender(c);
@@ -1368,7 +1371,7 @@ int yti_conn_connect(yt_connection *c, const yti_address *a, double timeout)
     rc = client_handshake(c, fd, &peer_id, &peer_pid);
     if (rc)
         return rc;
-    return start_client(c, fd, peer_id, peer_pid);
+    return start_io(c, fd, true, peer_id, peer_pid);
 }
 
 int yti_conn_adopt(yt_connection *c, int fd, bool host)
@@ -1385,7 +1388,7 @@ int yti_conn_adopt(yt_connection *c, int fd, bool host)
         rc = client_handshake(c, fd, &peer_id, &peer_pid);
         if (rc)
             return rc;
-        return start_client(c, fd, peer_id, peer_pid);
+        return start_io(c, fd, true, peer_id, peer_pid);
     }
     if (!host_handshake(c, fd)) {
         close(fd);
@@ -1396,21 +1399,7 @@ int yti_conn_adopt(yt_connection *c, int fd, bool host)
         free(why);
         return rc;
     }
-    set_nodelay(fd);
-    yti_mutex_lock(&c->lock);
-    c->fd = fd;
-    sockname(fd, false, c->host1, sizeof c->host1, &c->port1);
-    atomic_store(&c->state, YTI_HOSTING);
-    yti_mutex_unlock(&c->lock);
-    rc = start_sender(c);
-    if (rc == YT_OK)
-        rc = yti_thread_start(&c->io_thread, receiver_main, c, "yt-recv", IO_STACK);
-    if (rc) {
-        general_close(c, "Cannot start the IO threads", false);
-        io_exit(c);
-        return rc;
-    }
-    return YT_OK;
+    return start_io(c, fd, false, 0, 0);
 }
 
 int yti_conn_set_key(yt_connection *c, const unsigned char *key, size_t len)
