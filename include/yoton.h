@@ -1012,17 +1012,18 @@ YT_API FILE *yt_stream_reader(yt_channel *sub);
 /* ---------------------------------------------------------------------------------------------
  * Client/server: do_request and RequestServer
  *
- * A plain line-based request/reply over TCP, one connection per request, no handshake (the
- * reference's clientserver module, telnet-like). Not part of a context network.
+ * A plain line-based request/reply, one connection per request, no handshake (the reference's
+ * clientserver module, telnet-like). Not part of a context network. Addresses are those of
+ * yt_context_bind/connect: IPv4 TCP (the reference's only form), IPv6 and Unix sockets.
  * ------------------------------------------------------------------------------------------- */
 
 /** The longest reply yt_do_request accepts and the longest request a server reads (bytes). */
 #define YT_REQUEST_MAX (16u << 20)
 
 /**
- * Sends request to the server at address ("host:port", as for contexts): the UTF-8 text,
- * followed by CR LF unless it already ends with one; then shuts down its sending side and reads
- * the reply until the server closes or a CR LF arrives. As in the reference, a reply is cut at
+ * Sends request to the server at address ("host:port", "[v6]:port", "ipc:///path", as for
+ * contexts): the UTF-8 text, followed by CR LF unless it already ends with one; then shuts down
+ * its sending side and reads the reply until the server closes or a CR LF arrives. As in the reference, a reply is cut at
  * its first CR LF, which is included. Works against any line-based server, not only yoton's.
  *
  * timeout > 0 bounds the whole exchange in seconds; otherwise it waits as long as the server
@@ -1047,7 +1048,9 @@ typedef struct yt_request_server yt_request_server;
 typedef char *(*yt_request_fn)(const char *request, void *user);
 
 /**
- * A server listening at address (port 0: an ephemeral port, see yt_request_server_port). fn
+ * A server listening at address (port 0: an ephemeral port, see yt_request_server_port; an
+ * ipc:// path is created owner-only (0600), a stale file there is replaced, and the file is
+ * removed by yt_request_server_free). fn
  * NULL uses the reference's default handler, which answers "Requested: " + request. async
  * handles each connection on its own thread so a slow handler does not hold up the others.
  * Each connection: the request is read for at most 1 s (a silent client gets its partial text
@@ -1056,7 +1059,7 @@ typedef char *(*yt_request_fn)(const char *request, void *user);
  */
 YT_API int yt_request_server_new(const char *address, yt_request_fn fn, void *user, bool async,
                                  yt_request_server **out);
-/** The port the server listens on. */
+/** The port the server listens on; 0 for a Unix socket. */
 YT_API int yt_request_server_port(yt_request_server *s);
 /** Serves on the calling thread until yt_request_server_stop(). YT_EBUSY when already running. */
 YT_API int yt_request_server_run(yt_request_server *s);

@@ -1,6 +1,8 @@
 /*
- * clientserver.c - do_request and RequestServer (spec 17): one TCP connection per request,
- * CR LF framed text, no handshake, no packages.
+ * clientserver.c - do_request and RequestServer (spec 17): one connection per request (TCP
+ * over IPv4 as the reference, or IPv6, or a Unix socket: any address a context takes), CR LF
+ * framed text, no handshake, no packages. The server's socket comes from yti_net_listen, so a
+ * Unix socket file is owner-only, replaces a stale file and is removed on free, as a context's.
  *
  * Framing as the reference: the sender appends CR LF unless the text already ends with one and
  * shuts down its sending side; the reader stops at the first CR LF, at EOF, or at its deadline
@@ -128,23 +130,23 @@ int yt_do_request(const char *address, const char *request, double timeout, char
     int rc = yti_address_parse(address, &a);
     if (rc)
         return rc;
-    struct in_addr ip;
-    if ((rc = yti_net_resolve4(a.host, false, &ip)) != YT_OK)
+    yti_sockaddr sa;
+    if ((rc = yti_net_sockaddr(&a, false, &sa)) != YT_OK)
         return rc;
     uint64_t deadline = timeout > 0 ? yti_deadline(timeout) : YTI_FOREVER;
 
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(sa.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a.port),
-                             .sin_addr = ip};
     int cr;
     do {
-        cr = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+        cr = connect(fd, (struct sockaddr *)&sa.ss, sa.len);
     } while (cr < 0 && errno == EINTR);
     if (cr < 0) {
         int err = errno;
         close(fd);
+        if (a.kind == YTI_ADDR_IPC)
+            return yti_error_errno(YT_ECONNECT, err, "No server is listening at %s.", a.path);
         return yti_error_errno(YT_ECONNECT, err, "No server is listening at the given port.");
     }
     /* A server that never reads must not block the send forever either. */
@@ -170,7 +172,8 @@ int yt_do_request(const char *address, const char *request, double timeout, char
 
 struct yt_request_server {
     int fd;
-    int port;
+    int port;            /* 0 for a Unix socket */
+    yti_unix_file file;  /* the socket file to remove on free (ipc) */
     yt_request_fn fn;
     void *user;
     bool async;
@@ -277,30 +280,26 @@ int yt_request_server_new(const char *address, yt_request_fn fn, void *user, boo
     int rc = yti_address_parse(address, &a);
     if (rc)
         return rc;
-    struct in_addr ip;
-    if ((rc = yti_net_resolve4(a.host, true, &ip)) != YT_OK)
+    int fd;
+    yti_unix_file file;
+    if ((rc = yti_net_listen(&a, 16, 0, 0, &fd, &file)) != YT_OK)
         return rc;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)a.port),
-                             .sin_addr = ip};
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 16) < 0) {
-        int err = errno;
-        close(fd);
-        return yti_error_errno(YT_EBIND, err, "Cannot bind to %s on %d", a.host, a.port);
+    int port = 0;
+    if (a.kind != YTI_ADDR_IPC) {
+        yti_sockaddr sa = {.len = sizeof sa.ss};
+        getsockname(fd, (struct sockaddr *)&sa.ss, &sa.len);
+        char host[YTI_HOST_MAX];
+        yti_net_sockaddr_text(&sa, host, sizeof host, &port);
     }
-    socklen_t len = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &len);
     yt_request_server *s = calloc(1, sizeof *s);
     if (!s) {
         close(fd);
+        yti_net_unix_remove(&file);
         return yti_error(YT_ENOMEM, "Out of memory");
     }
     s->fd = fd;
-    s->port = ntohs(sa.sin_port);
+    s->port = port;
+    s->file = file;
     s->fn = fn ? fn : default_handler;
     s->user = user;
     s->async = async;
@@ -387,6 +386,7 @@ void yt_request_server_free(yt_request_server *s)
         yti_cond_wait(&s->idle, &s->lock);
     yti_mutex_unlock(&s->lock);
     close(s->fd);
+    yti_net_unix_remove(&s->file);
     yti_cond_destroy(&s->idle);
     yti_mutex_destroy(&s->lock);
     free(s);

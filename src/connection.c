@@ -138,9 +138,7 @@ struct yt_connection {
     yt_signal *closed_sig;
 
     /* Transport setup; written before the IO threads start, then guarded by lock. */
-    char unix_path[YTI_PATH_MAX]; /* the socket file we created, removed on close ("": none) */
-    dev_t unix_dev;
-    ino_t unix_ino;
+    yti_unix_file unix_file; /* the socket file we created, removed on close */
     unsigned char *key; /* authentication key (NULL: none), wiped when freed */
     size_t key_len;
     char local_host[YTI_HOST_MAX]; /* source address for connect ("": any) */
@@ -283,10 +281,7 @@ static void set_cloexec_nosigpipe(int fd)
 
 static void tune_socket(int fd, const yti_conn_config *cfg)
 {
-    if (cfg->sndbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cfg->sndbuf, sizeof cfg->sndbuf);
-    if (cfg->rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &cfg->rcvbuf, sizeof cfg->rcvbuf);
+    yti_net_set_buffers(fd, cfg->sndbuf, cfg->rcvbuf);
 }
 
 static void set_nodelay(int fd)
@@ -995,13 +990,7 @@ static void close_listener(yt_connection *c)
     if (c->listen_fd >= 0)
         close(c->listen_fd);
     c->listen_fd = -1;
-    if (c->unix_path[0]) {
-        struct stat st;
-        if (lstat(c->unix_path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == c->unix_dev &&
-            st.st_ino == c->unix_ino)
-            unlink(c->unix_path);
-        c->unix_path[0] = '\0';
-    }
+    yti_net_unix_remove(&c->unix_file);
 }
 
 /* The listening socket is ready: record where, become WAITING and start the host thread. The
@@ -1024,82 +1013,15 @@ static int start_host(yt_connection *c, int fd)
     return YT_OK;
 }
 
-/*
- * Someone else holds path. A socket file whose process died refuses connections: it is stale and
- * removed (YT_OK: bind again). A listener there, or a file that is not a socket, is YT_EBIND.
- * The probe is a non-blocking connect: a live yoton host sees a peer that sends nothing and goes
- * back to waiting. Two processes binding the same stale path at the same instant may both
- * remove it; the loser then fails with "address in use" on its second try.
- */
-static int clear_stale_socket(const yti_sockaddr *sa, const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return errno == ENOENT ? YT_OK : yti_error_errno(YT_EBIND, errno, "Cannot bind to %s",
-                                                         path);
-    if (!S_ISSOCK(st.st_mode))
-        return yti_error(YT_EBIND, "Cannot bind to %s: the file exists and is not a socket",
-                         path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
-    int rc = connect(fd, (const struct sockaddr *)&sa->ss, sa->len);
-    int err = rc == 0 ? 0 : errno;
-    close(fd);
-    if (err == ECONNREFUSED) {
-        if (unlink(path) != 0 && errno != ENOENT)
-            return yti_error_errno(YT_EBIND, errno, "Cannot remove the stale socket file %s",
-                                   path);
-        return YT_OK;
-    }
-    if (err == ENOENT)
-        return YT_OK;
-    return yti_error(YT_EBIND, "Cannot bind to %s: address in use (a process listens there)",
-                     path);
-}
-
 static int bind_unix(yt_connection *c, const yti_address *a)
 {
-    yti_sockaddr sa;
-    int rc = yti_net_sockaddr(a, true, &sa);
+    int fd;
+    yti_unix_file file;
+    int rc = yti_net_listen(a, 1, c->cfg.sndbuf, c->cfg.rcvbuf, &fd, &file);
     if (rc)
         return rc;
-    int fd = -1;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
-        /* Owner only. Linux creates the file with the socket inode's mode (minus the umask), so
-         * this is race-free, unlike changing the process-wide umask around bind. */
-        fchmod(fd, S_IRUSR | S_IWUSR);
-        tune_socket(fd, &c->cfg);
-        if (bind(fd, (const struct sockaddr *)&sa.ss, sa.len) == 0)
-            break;
-        int err = errno;
-        close(fd);
-        fd = -1;
-        if (err != EADDRINUSE || attempt > 0)
-            return yti_error_errno(YT_EBIND, err, "Cannot bind to %s", a->path);
-        if ((rc = clear_stale_socket(&sa, a->path)) != YT_OK)
-            return rc;
-    }
-    struct stat st;
-    if (listen(fd, 1) != 0 || stat(a->path, &st) != 0) {
-        int err = errno;
-        close(fd);
-        return yti_error_errno(YT_EBIND, err, "Cannot listen on %s", a->path);
-    }
-    if ((st.st_mode & 077) != 0 && chmod(a->path, S_IRUSR | S_IWUSR) != 0) {
-        /* Only on a kernel that ignores the mode set before bind; never leave it open. */
-        int err = errno;
-        unlink(a->path);
-        close(fd);
-        return yti_error_errno(YT_EBIND, err, "Cannot make %s private", a->path);
-    }
     yti_mutex_lock(&c->lock);
-    snprintf(c->unix_path, sizeof c->unix_path, "%s", a->path);
-    c->unix_dev = st.st_dev;
-    c->unix_ino = st.st_ino;
+    c->unix_file = file;
     yti_mutex_unlock(&c->lock);
     return start_host(c, fd);
 }
@@ -1110,45 +1032,23 @@ int yti_conn_bind(yt_connection *c, const yti_address *a, int max_tries)
         return yti_error(YT_EINVAL, "max_tries must be at least 1");
     if (a->kind == YTI_ADDR_IPC)
         return bind_unix(c, a); /* a path has no "next" to try: max_tries is not used */
-    yti_sockaddr sa;
-    int rc = yti_net_sockaddr(a, true, &sa);
-    if (rc)
-        return rc;
-    int fd = -1, err = 0, port = a->port, tried = 0;
-    int family = sa.ss.ss_family;
+    int fd = -1, rc = YT_OK, port = a->port, tried = 0;
+    yti_unix_file none;
     for (int k = 0; k < max_tries; k++) {
         port = a->port + k;
         if (port > 65535)
             break;
         tried++;
-        fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-            return yti_error_errno(family == AF_INET6 ? YT_EADDR : YT_ESYS, errno,
-                                   "Cannot create %s socket", family == AF_INET6 ? "an IPv6"
-                                                                                 : "a");
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        /* An IPv6 address means IPv6 only; plain tcp addresses keep serving IPv4. */
-        if (family == AF_INET6)
-            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-        tune_socket(fd, &c->cfg);
-        if (family == AF_INET6)
-            ((struct sockaddr_in6 *)&sa.ss)->sin6_port = htons((uint16_t)port);
-        else
-            ((struct sockaddr_in *)&sa.ss)->sin_port = htons((uint16_t)port);
-        if (bind(fd, (struct sockaddr *)&sa.ss, sa.len) == 0 && listen(fd, 1) == 0)
-            break;
-        err = errno;
-        close(fd);
-        fd = -1;
-        if (a->port == 0)
-            break; /* an ephemeral port failing will not be helped by trying more */
+        yti_address at = *a;
+        at.port = port;
+        rc = yti_net_listen(&at, 1, c->cfg.sndbuf, c->cfg.rcvbuf, &fd, &none);
+        if (rc != YT_EBIND || a->port == 0)
+            break; /* bound; or an error another port will not help with (nor will another
+                    * ephemeral port) */
     }
     if (fd < 0) {
-        if (tried <= 1)
-            return yti_error_errno(err == EADDRNOTAVAIL && family == AF_INET6 ? YT_EADDR
-                                                                             : YT_EBIND,
-                                   err, "Cannot bind to %s on %d", a->host, a->port);
+        if (tried <= 1 || rc != YT_EBIND)
+            return rc ? rc : yti_error(YT_EBIND, "Cannot bind to %s on %d", a->host, a->port);
         return yti_error(YT_EBIND, "Could not bind to any of the %d %d ports tried.", tried,
                          port);
     }

@@ -19,23 +19,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
-
-int yti_net_resolve4(const char *host, bool passive, struct in_addr *out)
-{
-    if (host[0] == '\0') {
-        out->s_addr = htonl(passive ? INADDR_ANY : INADDR_LOOPBACK);
-        return YT_OK;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    int rc = getaddrinfo(host, NULL, &hints, &res);
-    if (rc != 0 || !res)
-        return yti_error(YT_EADDR, "Cannot resolve host '%s': %s", host, gai_strerror(rc));
-    *out = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
-    freeaddrinfo(res);
-    return YT_OK;
-}
+#include <sys/stat.h>
+#include <unistd.h>
 
 int yti_net_write_all(int fd, const void *buf, size_t len)
 {
@@ -183,4 +168,135 @@ size_t yti_net_read_full(int fd, void *buf, size_t n, uint64_t deadline)
         got += (size_t)r;
     }
     return got;
+}
+
+void yti_net_set_buffers(int fd, int sndbuf, int rcvbuf)
+{
+    if (sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+}
+
+/*
+ * Someone else holds path. A socket file whose process died refuses connections: it is stale and
+ * removed (YT_OK: bind again). A listener there, or a file that is not a socket, is YT_EBIND.
+ * The probe is a non-blocking connect: a live yoton host sees a peer that sends nothing and goes
+ * back to waiting. Two processes binding the same stale path at the same instant may both
+ * remove it; the loser then fails with "address in use" on its second try.
+ */
+static int clear_stale_socket(const yti_sockaddr *sa, const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? YT_OK : yti_error_errno(YT_EBIND, errno, "Cannot bind to %s",
+                                                         path);
+    if (!S_ISSOCK(st.st_mode))
+        return yti_error(YT_EBIND, "Cannot bind to %s: the file exists and is not a socket",
+                         path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
+    int rc = connect(fd, (const struct sockaddr *)&sa->ss, sa->len);
+    int err = rc == 0 ? 0 : errno;
+    close(fd);
+    if (err == ECONNREFUSED) {
+        if (unlink(path) != 0 && errno != ENOENT)
+            return yti_error_errno(YT_EBIND, errno, "Cannot remove the stale socket file %s",
+                                   path);
+        return YT_OK;
+    }
+    if (err == ENOENT)
+        return YT_OK;
+    return yti_error(YT_EBIND, "Cannot bind to %s: address in use (a process listens there)",
+                     path);
+}
+
+static int listen_unix(const yti_address *a, int backlog, int sndbuf, int rcvbuf, int *out,
+                       yti_unix_file *file)
+{
+    yti_sockaddr sa;
+    int rc = yti_net_sockaddr(a, true, &sa);
+    if (rc)
+        return rc;
+    int fd = -1;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            return yti_error_errno(YT_ESYS, errno, "Cannot create socket");
+        /* Owner only. Linux creates the file with the socket inode's mode (minus the umask), so
+         * this is race-free, unlike changing the process-wide umask around bind. */
+        fchmod(fd, S_IRUSR | S_IWUSR);
+        yti_net_set_buffers(fd, sndbuf, rcvbuf);
+        if (bind(fd, (const struct sockaddr *)&sa.ss, sa.len) == 0)
+            break;
+        int err = errno;
+        close(fd);
+        fd = -1;
+        if (err != EADDRINUSE || attempt > 0)
+            return yti_error_errno(YT_EBIND, err, "Cannot bind to %s", a->path);
+        if ((rc = clear_stale_socket(&sa, a->path)) != YT_OK)
+            return rc;
+    }
+    struct stat st;
+    if (listen(fd, backlog) != 0 || stat(a->path, &st) != 0) {
+        int err = errno;
+        close(fd);
+        return yti_error_errno(YT_EBIND, err, "Cannot listen on %s", a->path);
+    }
+    if ((st.st_mode & 077) != 0 && chmod(a->path, S_IRUSR | S_IWUSR) != 0) {
+        /* Only on a kernel that ignores the mode set before bind; never leave it open. */
+        int err = errno;
+        unlink(a->path);
+        close(fd);
+        return yti_error_errno(YT_EBIND, err, "Cannot make %s private", a->path);
+    }
+    snprintf(file->path, sizeof file->path, "%s", a->path);
+    file->dev = st.st_dev;
+    file->ino = st.st_ino;
+    *out = fd;
+    return YT_OK;
+}
+
+int yti_net_listen(const yti_address *a, int backlog, int sndbuf, int rcvbuf, int *out,
+                   yti_unix_file *file)
+{
+    *out = -1;
+    file->path[0] = '\0';
+    if (a->kind == YTI_ADDR_IPC)
+        return listen_unix(a, backlog, sndbuf, rcvbuf, out, file);
+    yti_sockaddr sa;
+    int rc = yti_net_sockaddr(a, true, &sa);
+    if (rc)
+        return rc;
+    int family = sa.ss.ss_family;
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return yti_error_errno(family == AF_INET6 ? YT_EADDR : YT_ESYS, errno,
+                               "Cannot create %s socket", family == AF_INET6 ? "an IPv6" : "a");
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    /* An IPv6 address means IPv6 only; plain tcp addresses keep serving IPv4. */
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    yti_net_set_buffers(fd, sndbuf, rcvbuf);
+    if (bind(fd, (struct sockaddr *)&sa.ss, sa.len) != 0 || listen(fd, backlog) != 0) {
+        int err = errno;
+        close(fd);
+        return yti_error_errno(err == EADDRNOTAVAIL && family == AF_INET6 ? YT_EADDR : YT_EBIND,
+                               err, "Cannot bind to %s on %d", a->host, a->port);
+    }
+    *out = fd;
+    return YT_OK;
+}
+
+void yti_net_unix_remove(yti_unix_file *file)
+{
+    if (!file->path[0])
+        return;
+    struct stat st;
+    if (lstat(file->path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == file->dev &&
+        st.st_ino == file->ino)
+        unlink(file->path);
+    file->path[0] = '\0';
 }

@@ -398,6 +398,24 @@ static void test_request_and_serve(void)
     /* The server is gone: exit 2. */
     spawn(&rq, (const char *[]){"request", addr(a, port), "anyone?", NULL});
     CU_ASSERT_EQUAL(finish(&rq, 10), 2);
+
+    /* Over a Unix socket: the same, and the file is gone with the server. */
+    char dir[] = "/tmp/yt-tool-XXXXXX";
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+    char path[64], address[80];
+    snprintf(path, sizeof path, "%s/req.sock", dir);
+    snprintf(address, sizeof address, "ipc://%s", path);
+    spawn(&srv, (const char *[]){"serve", address, "--async", "--verbose", NULL});
+    CU_ASSERT_TRUE(wait_err(&srv, "serving at ipc://", 5.0));
+    spawn(&rq, (const char *[]){"request", address, "over ipc", NULL});
+    CU_ASSERT_EQUAL(finish(&rq, 10), 0);
+    CU_ASSERT_STRING_EQUAL(rq.outbuf, "Requested: over ipc\n");
+    kill(srv.pid, SIGTERM);
+    CU_ASSERT_EQUAL(finish(&srv, 10), 0);
+    CU_ASSERT_NOT_EQUAL(access(path, F_OK), 0);
+    spawn(&rq, (const char *[]){"request", address, "anyone?", NULL});
+    CU_ASSERT_EQUAL(finish(&rq, 10), 2);
+    CU_ASSERT_EQUAL(rmdir(dir), 0);
 }
 
 void yt_suite_tool(void)

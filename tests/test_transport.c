@@ -2,7 +2,8 @@
  * Suite "transport": everything beyond IPv4 TCP, over real sockets in this process (and one
  * child process): the address forms, IPv6, Unix domain sockets (ipc://) in a fresh mkdtemp
  * directory, socketpairs and adopted descriptors, listening descriptors (bind_fd), a local
- * source address, and the opt-in key authentication.
+ * source address, the opt-in key authentication, and do_request/RequestServer over each
+ * address family.
  *
  * Pub/sub, req/rep, heartbeat time-out and a lossless close run over each transport: tcp4,
  * tcp6, ipc and pair (a socketpair adopted by two contexts). When ::1 is not usable on this
@@ -726,6 +727,133 @@ static void test_ipc_stale_and_live(void)
     yt_context_free(b);
 }
 
+/* ---- do_request and RequestServer over each transport ----------------------------------- */
+
+static char *shout(const char *req, void *user)
+{
+    (void)user;
+    size_t n = strlen(req);
+    char *r = malloc(n + 8);
+    if (r)
+        snprintf(r, n + 8, "shout:%s", req);
+    return r;
+}
+
+/* A server at transport t's address, sync or async, answering a client of the same transport;
+ * for tcp the reply must not be reachable over the other family. */
+static void request_round(transport t, bool async)
+{
+    char bound[160], address[160];
+    yt_request_server *s = NULL;
+    int rc = yt_request_server_new(bind_address(t, bound, sizeof bound), shout, NULL, async, &s);
+    CU_ASSERT_EQUAL(rc, YT_OK);
+    if (rc) {
+        fprintf(stderr, "\n  %s server at %s: %s\n", tname[t], bound, yt_last_error());
+        return;
+    }
+    int port = yt_request_server_port(s);
+    if (t == T_IPC) {
+        CU_ASSERT_EQUAL(port, 0);
+        snprintf(address, sizeof address, "%s", bound);
+    } else {
+        CU_ASSERT(port > 0);
+        snprintf(address, sizeof address, t == T_TCP6 ? "[::1]:%d" : "127.0.0.1:%d", port);
+    }
+    CU_ASSERT_EQUAL(yt_request_server_start(s), YT_OK);
+    for (int i = 0; i < 3; i++) {
+        char *reply = NULL, req[32];
+        snprintf(req, sizeof req, "%s %d", tname[t], i);
+        rc = yt_do_request(address, req, 5, &reply);
+        CU_ASSERT_EQUAL(rc, YT_OK);
+        if (rc)
+            fprintf(stderr, "\n  %s request to %s: %s\n", tname[t], address, yt_last_error());
+        char want[64];
+        snprintf(want, sizeof want, "shout:%s\r\n", req);
+        CU_ASSERT_STRING_EQUAL(reply ? reply : "(null)", want);
+        yt_free(reply);
+    }
+    if (t != T_IPC) {
+        /* IPv6 servers are IPv6 only; a plain tcp server serves IPv4. */
+        char other[64], *reply = NULL;
+        snprintf(other, sizeof other, t == T_TCP6 ? "127.0.0.1:%d" : "[::1]:%d", port);
+        if (t == T_TCP6 || v6_usable())
+            CU_ASSERT_NOT_EQUAL(yt_do_request(other, "wrong family", 2, &reply), YT_OK);
+        yt_free(reply);
+    }
+    yt_request_server_free(s);
+    if (t == T_IPC) {
+        /* Gone with the server: the file and the listener. */
+        struct stat st;
+        CU_ASSERT_NOT_EQUAL(lstat(bound + strlen("ipc://"), &st), 0);
+        char *reply = NULL;
+        CU_ASSERT_EQUAL(yt_do_request(address, "anyone?", 2, &reply), YT_ECONNECT);
+        CU_ASSERT_PTR_NOT_NULL(strstr(yt_last_error(), bound + strlen("ipc://")));
+        yt_free(reply);
+    }
+}
+
+static void test_request_server_each(void)
+{
+    for (transport t = 0; t < T_COUNT; t++) {
+        if (t != T_PAIR && transport_ready(t)) {
+            request_round(t, false);
+            request_round(t, true);
+        }
+    }
+    /* An unusable IPv6 address is a clear EADDR for the server as for contexts. */
+    if (!v6_usable()) {
+        yt_request_server *s = NULL;
+        CU_ASSERT_EQUAL(yt_request_server_new("[::1]:0", NULL, NULL, false, &s), YT_EADDR);
+    }
+}
+
+/* The server's Unix socket file: owner only under a permissive umask, a stale file replaced,
+ * a live listener's or a non-socket file refused and left alone. */
+static void test_request_server_ipc_file(void)
+{
+    char path[64], addr[160];
+    new_path(path, sizeof path);
+    snprintf(addr, sizeof addr, "unix://%s", path);
+    int rfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+    CU_ASSERT_EQUAL_FATAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
+    close(rfd); /* a crashed process's file */
+    yt_request_server *s = NULL, *s2 = NULL;
+    mode_t old = umask(0);
+    int rc = yt_request_server_new(addr, NULL, NULL, false, &s);
+    umask(old);
+    CU_ASSERT_EQUAL_FATAL(rc, YT_OK);
+    struct stat st;
+    CU_ASSERT_EQUAL_FATAL(lstat(path, &st), 0);
+    CU_ASSERT_TRUE(S_ISSOCK(st.st_mode));
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    /* A second server at the same path finds a live listener. */
+    CU_ASSERT_EQUAL(yt_request_server_new(addr, NULL, NULL, false, &s2), YT_EBIND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(yt_last_error(), "address in use"));
+    CU_ASSERT_EQUAL(yt_request_server_start(s), YT_OK);
+    char *reply = NULL;
+    CU_ASSERT_EQUAL(yt_do_request(addr, "hi", 5, &reply), YT_OK);
+    CU_ASSERT_STRING_EQUAL(reply ? reply : "(null)", "Requested: hi\r\n");
+    yt_free(reply);
+    /* A file someone else put there after us is not ours to remove. */
+    CU_ASSERT_EQUAL(unlink(path), 0);
+    rfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    CU_ASSERT_EQUAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
+    yt_request_server_free(s);
+    CU_ASSERT_TRUE(exists(path));
+    close(rfd);
+    unlink(path);
+    /* Not a socket: refused, never removed. */
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fclose(f);
+    CU_ASSERT_EQUAL(yt_request_server_new(addr, NULL, NULL, false, &s2), YT_EBIND);
+    CU_ASSERT_PTR_NOT_NULL(strstr(yt_last_error(), "not a socket"));
+    CU_ASSERT_TRUE(exists(path));
+    unlink(path);
+}
+
 /* ---- descriptors: bind_fd, adopt, pair, fork ---------------------------------------------- */
 
 static bool fd_open(int fd)
@@ -1303,6 +1431,8 @@ void yt_suite_transport(void)
         {"ipc_file_mode_and_removal", test_ipc_file_mode_and_removal},
         {"ipc_relative_path", test_ipc_relative_path},
         {"ipc_stale_and_live", test_ipc_stale_and_live},
+        {"request_server_each", test_request_server_each},
+        {"request_server_ipc_file", test_request_server_ipc_file},
         {"bind_fd", test_bind_fd},
         {"adopt_errors", test_adopt_errors},
         {"fork_child_adopts", test_fork_child_adopts},

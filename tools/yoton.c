@@ -825,7 +825,10 @@ static int cmd_serve(opts *o)
         return rc;
     if (yt_request_server_new(o->pos[0], NULL, NULL, o->async, &server) != YT_OK)
         return fail(EX_CONNECT, "cannot serve at %s: %s", o->pos[0], yt_last_error());
-    note("serving at port %d", yt_request_server_port(server));
+    if (yt_request_server_port(server) > 0)
+        note("serving at port %d", yt_request_server_port(server));
+    else
+        note("serving at %s", o->pos[0]);
     yt_request_server_start(server);
     while (!interrupted)
         pump(0.1);
