@@ -72,6 +72,7 @@
 #include <openssl/crypto.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -489,7 +490,13 @@ typedef struct rx_state {
     bool tcp; /* quick-acks apply (not to Unix sockets) */
     long drain; /* bytes still to read after the close (-1: not closed yet) */
     bool full_read; /* the last read filled its buffer: more is likely waiting */
+    bool partial;   /* the caller is reading the rest of a package (set per call) */
+    bool rcvtimeo;  /* SO_RCVTIMEO is one heartbeat step: recv may block without a poll */
 } rx_state;
+
+/* A read of at least this much is a stream a peer may be pushing from a small send buffer:
+ * acknowledge it at once (see rx_read). */
+#define QUICKACK_MIN 4096
 
 /*
  * Reads at most len bytes into buf, polling with the connection's timeout so that timedout is
@@ -536,7 +543,11 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             /* In steps of at most 0.25 s: a close that hands the socket to a reaper (see
              * general_close) does not shut the read side down to wake this thread. */
             uint64_t step = yti_deadline(YTI_HEARTBEAT_INTERVAL);
-            int pr = yti_net_poll_in(fd, step < deadline ? step : deadline);
+            /* With the time-out more than a step away, a blocking recv that gives up after a
+             * step (SO_RCVTIMEO) does what poll + recv do, with one system call less per
+             * wake-up. Near the time-out, poll keeps it exact. */
+            bool block = st->rcvtimeo && !st->timed_out && deadline > step;
+            int pr = block ? 1 : yti_net_poll_in(fd, step < deadline ? step : deadline);
             if (pr < 0)
                 return pr;
             if (pr == 0 && step < deadline)
@@ -551,6 +562,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
         }
         ssize_t n = recv(fd, buf, len, try_first ? MSG_DONTWAIT : 0);
         if (n < 0) {
+            /* EAGAIN: no data now (try_first), or a blocking recv's step passed. */
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 try_first = false;
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
@@ -559,13 +571,16 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
         }
         st->full_read = n > 0 && (size_t)n == len;
         if (n > 0) {
-            /* Acknowledge at once. Linux delays ACKs and leaves quick-ack mode by itself; a
-             * peer sending from a small socket buffer (the reference uses 10 KiB) then waits
-             * for each delayed ACK, and 64 MiB from Python took 40 s instead of 0.15 s. Set
-             * after each read that got data: it sends a pending ACK now and keeps the next
-             * ones immediate. */
+            /* Acknowledge at once while a stream flows. Linux delays ACKs and leaves quick-ack
+             * mode by itself; a peer sending from a small socket buffer (the reference uses
+             * 10 KiB) then waits for each delayed ACK, and 64 MiB from Python took 40 s
+             * instead of 0.15 s. Set after each read that is part of a package still coming
+             * or big enough to be such a stream: it sends a pending ACK now and keeps the next
+             * ones immediate. A small read of whole packages needs none (the kernel acks when
+             * the reader empties its queue, or the reply carries the ACK) and saves a system
+             * call per round trip. */
             int one = 1;
-            if (st->tcp)
+            if (st->tcp && (st->partial || st->full_read || (size_t)n >= QUICKACK_MIN))
                 setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
             st->last_rx = yti_now();
             if (st->timed_out) {
@@ -635,6 +650,11 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
     socklen_t dl = sizeof dom;
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
         st.tcp = false;
+    /* Blocking reads give up after a heartbeat step (a socket left non-blocking polls). */
+    struct timeval step = {.tv_sec = 0, .tv_usec = (suseconds_t)(YTI_HEARTBEAT_INTERVAL * 1e6)};
+    int fl = fcntl(fd, F_GETFL);
+    st.rcvtimeo = fl >= 0 && !(fl & O_NONBLOCK) &&
+                  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &step, sizeof step) == 0;
     const char *reason = NULL;
     /* Packages parsed but not yet handed to the context: delivered in batches (one context
      * lock per batch), and always before this thread blocks or leaves. */
@@ -700,6 +720,7 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
                     p = q;
                     cap = ncap;
                 }
+                st.partial = true;
                 ssize_t n = rx_read(c, &st, fd, p->data + take, cap - take);
                 if (n <= 0) {
                     yti_pkg_unref(p);
@@ -729,6 +750,7 @@ static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t e
             have -= pos;
             pos = 0;
         }
+        st.partial = have > 0; /* the start of a package is in the buffer */
         ssize_t n = rx_read(c, &st, fd, buf + have, RBUF_SIZE - have);
         if (n == -ECANCELED)
             break;

@@ -164,7 +164,9 @@ bool yti_context_is_connected(yt_context *ctx);
 /* ---- channels/base.c ---- */
 
 /* Hands a package (consumed) to a channel registered for receiving. Called with the context
- * lock held, on a receiver thread: must not block or call back into the context. */
+ * lock held, on a receiver thread: must not block or call back into the context. Wake-ups of
+ * the channel's readers wait for yti_channel_after_deposit, which the depositor must call once
+ * it released the context lock. */
 void yti_channel_deposit(yt_channel *ch, yti_pkg *p);
 /* Deposits v[0..n) (consumed; v's contents undefined afterwards) as n yti_channel_deposit
  * calls would, with one queue lock and one received signal for the default deposit. */

@@ -243,9 +243,11 @@ int yti_queue_push(yti_queue *q, yti_pkg *p)
     return rc;
 }
 
-int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n)
+/* Pushes v[0..n) under one lock; returns in *wake whom to wake (YTI_WAKE_*). */
+static int push_many(yti_queue *q, yti_pkg **v, size_t n, int *wake)
 {
     int rc = YT_OK;
+    *wake = YTI_WAKE_NONE;
     yti_mutex_lock(&q->mu);
     size_t before = q->len;
     for (size_t i = 0; i < n; i++) {
@@ -256,14 +258,44 @@ int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n)
     }
     if (q->len > before) {
         if (q->watchers || (q->poppers > 1 && q->len - before > 1))
-            yti_cond_broadcast(&q->nonempty);
+            *wake = YTI_WAKE_ALL;
         else if (q->poppers)
-            yti_cond_signal(&q->nonempty);
+            *wake = YTI_WAKE_ONE;
     }
+    return rc;
+}
+
+int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n)
+{
+    int wake;
+    int rc = push_many(q, v, n, &wake);
     yti_mutex_unlock(&q->mu);
+    yti_queue_wake(q, wake);
     for (size_t i = 0; i < n; i++)
         yti_pkg_unref(v[i]);
     return rc;
+}
+
+int yti_queue_push_many_later(yti_queue *q, yti_pkg **v, size_t n, int *wake)
+{
+    int w;
+    int rc = push_many(q, v, n, &w);
+    yti_mutex_unlock(&q->mu);
+    for (size_t i = 0; i < n; i++)
+        yti_pkg_unref(v[i]);
+    if (w > *wake)
+        *wake = w;
+    return rc;
+}
+
+void yti_queue_wake(yti_queue *q, int wake)
+{
+    /* Without the mutex is fine: a sleeper counted at the push either is still asleep and is
+     * woken here, or woke meanwhile and found the packages under the mutex. */
+    if (wake == YTI_WAKE_ALL)
+        yti_cond_broadcast(&q->nonempty);
+    else if (wake == YTI_WAKE_ONE)
+        yti_cond_signal(&q->nonempty);
 }
 
 int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double max_wait)

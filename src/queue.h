@@ -34,6 +34,14 @@ int yti_queue_push(yti_queue *q, yti_pkg *p);
  * every package; v's contents are undefined afterwards. YT_OK, or the first error met
  * (YT_ECLOSED when closed: nothing was queued). */
 int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n);
+/* Whom a push has to wake: nobody, one popper, or every sleeper (several poppers, watchers). */
+enum { YTI_WAKE_NONE = 0, YTI_WAKE_ONE = 1, YTI_WAKE_ALL = 2 };
+/* As yti_queue_push_many, but wakes nobody: *wake is raised to what the push needs (never
+ * lowered), for a yti_queue_wake the caller makes once it has released its own locks, so that
+ * the woken thread does not run into them. q must stay alive until then. */
+int yti_queue_push_many_later(yti_queue *q, yti_pkg **v, size_t n, int *wake);
+/* The wake-up a push_many_later asked for; any thread, no lock held needed. */
+void yti_queue_wake(yti_queue *q, int wake);
 /* Puts p back at the front (after a pop/peek that could not use it). Ignores the size bound. */
 int yti_queue_push_front(yti_queue *q, yti_pkg *p);
 /* Appends ignoring the size bound (moving the startup queue into a connection). */

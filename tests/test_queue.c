@@ -882,6 +882,41 @@ static void test_push_many_and_hint(void)
     yti_queue_free(q);
 }
 
+/* push_many_later leaves the wake-up to the caller: what it reports wakes a sleeping popper
+ * (which would otherwise sleep until its 5 s deadline); nobody asleep asks for nothing, and
+ * the caller's *wake is only ever raised. */
+static void test_push_later_and_wake(void)
+{
+    yti_queue *q = yti_queue_new(10, YT_DISCARD_OLD);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    yti_pkg *v[2] = {mk(1), mk(2)};
+    int wake = YTI_WAKE_NONE;
+    CU_ASSERT_EQUAL(yti_queue_push_many_later(q, v, 2, &wake), YT_OK);
+    CU_ASSERT_EQUAL(wake, YTI_WAKE_NONE);
+    CU_ASSERT_EQUAL(yti_queue_len(q), 2);
+    wake = YTI_WAKE_ALL;
+    v[0] = mk(3);
+    CU_ASSERT_EQUAL(yti_queue_push_many_later(q, v, 1, &wake), YT_OK);
+    CU_ASSERT_EQUAL(wake, YTI_WAKE_ALL);
+    for (uint64_t i = 1; i <= 3; i++)
+        CU_ASSERT_EQUAL(pop_slot(q), i);
+
+    job j = {.q = q, .op = OP_POP, .deadline = yti_deadline(5)};
+    job_start(&j, 0.05);
+    v[0] = mk(7);
+    wake = YTI_WAKE_NONE;
+    CU_ASSERT_EQUAL(yti_queue_push_many_later(q, v, 1, &wake), YT_OK);
+    yti_queue_wake(q, wake);
+    yti_thread_join(&j.t);
+    CU_ASSERT_EQUAL(j.rc, YT_OK);
+    CU_ASSERT_EQUAL(j.slot, 7);
+    CU_ASSERT(j.elapsed < 2.0);
+    yti_queue_close(q);
+    v[0] = mk(9);
+    CU_ASSERT_EQUAL(yti_queue_push_many_later(q, v, 1, &wake), YT_ECLOSED); /* consumed */
+    yti_queue_free(q);
+}
+
 /* A kick ends a yti_queue_wait on an empty queue with YT_OK, once; the next wait times out. */
 static void test_kick(void)
 {
@@ -972,6 +1007,7 @@ void yt_suite_queue(void)
                                     {"wait_below", test_wait_below},
                                     {"push_many_and_hint", test_push_many_and_hint},
                                     {"kick", test_kick},
+                                    {"push_later_and_wake", test_push_later_and_wake},
                                     {"stress_lossless", test_stress_lossless},
                                     {"stress_accounting", test_stress_accounting},
                                     {NULL, NULL}};

@@ -18,6 +18,9 @@
 
 static void wake_watchers(yt_channel *ch);
 
+/* Bit of ch->after above the YTI_WAKE_* values: emit received and wake watchers. */
+#define DEPOSIT_NOTIFY 4
+
 /* ------------------------------------------------------------------------------------------ */
 /* Messages                                                                                    */
 
@@ -219,6 +222,16 @@ void yti_channel_touch(yt_channel *ch)
 
 void yti_channel_after_deposit(yt_channel *ch)
 {
+    int after = atomic_exchange_explicit(&ch->after, 0, memory_order_acq_rel);
+    if (after) {
+        /* YTI_WAKE_ONE and _ALL are 1 and 2: the two low bits. */
+        yti_queue_wake(ch->q, after & 3);
+        if (after & DEPOSIT_NOTIFY) {
+            yt_signal_emit(ch->received, 0, NULL);
+            if (atomic_load_explicit(&ch->nwatch, memory_order_relaxed))
+                wake_watchers(ch);
+        }
+    }
     if (ch->ops && ch->ops->after_deposit && !yt_channel_closed(ch))
         ch->ops->after_deposit(ch);
 }
@@ -245,15 +258,6 @@ static void wake_watchers(yt_channel *ch)
     yti_mutex_unlock(&ch->lock);
 }
 
-void yti_channel_enqueue(yt_channel *ch, yti_pkg *p)
-{
-    if (yti_queue_push(ch->q, p) == YT_OK) {
-        yt_signal_emit(ch->received, 0, NULL);
-        if (atomic_load_explicit(&ch->nwatch, memory_order_relaxed))
-            wake_watchers(ch);
-    }
-}
-
 bool yti_channel_one_by_one(yt_channel *ch)
 {
     return (ch->ops && ch->ops->per_package) ||
@@ -265,18 +269,26 @@ bool yti_channel_ends_batch(yt_channel *ch)
     return (ch->ops && ch->ops->per_package) || yti_channel_wants_pause(ch);
 }
 
+/* The default deposit (kinds without a deposit op): into q, waking nobody yet. The wake-ups
+ * wait for yti_channel_after_deposit, after the receiver released the context lock: woken
+ * first, the application thread ran straight into that lock (with both processes on one CPU a
+ * round trip paid four extra context switches for it). */
+static void enqueue_later(yt_channel *ch, yti_pkg **v, size_t n)
+{
+    int wake = YTI_WAKE_NONE;
+    int notify = yti_queue_push_many_later(ch->q, v, n, &wake) == YT_OK ? DEPOSIT_NOTIFY : 0;
+    if (wake | notify)
+        atomic_fetch_or_explicit(&ch->after, wake | notify, memory_order_release);
+}
+
 void yti_channel_deposit_many(yt_channel *ch, yti_pkg **v, size_t n)
 {
-    if (n == 1 || (ch->ops && ch->ops->deposit) || !ch->q) {
+    if ((ch->ops && ch->ops->deposit) || !ch->q) {
         for (size_t i = 0; i < n; i++)
             yti_channel_deposit(ch, v[i]);
         return;
     }
-    if (yti_queue_push_many(ch->q, v, n) == YT_OK) {
-        yt_signal_emit(ch->received, 0, NULL);
-        if (atomic_load_explicit(&ch->nwatch, memory_order_relaxed))
-            wake_watchers(ch);
-    }
+    enqueue_later(ch, v, n);
 }
 
 int yti_channel_watch(yt_channel *ch, yti_watch *w)
@@ -337,7 +349,7 @@ void yti_channel_deposit(yt_channel *ch, yti_pkg *p)
     if (ch->ops && ch->ops->deposit)
         ch->ops->deposit(ch, p);
     else if (ch->q)
-        yti_channel_enqueue(ch, p);
+        enqueue_later(ch, &p, 1);
     else
         yti_pkg_unref(p);
 }

@@ -74,6 +74,10 @@ struct yt_channel {
     size_t nwatch_cap;
     atomic_size_t nwatch;
     atomic_uint_least64_t bad; /* received payloads dropped as undecodable (zlib) */
+    /* What the receiver's deposits (under the context lock) left to do once that lock is
+     * released (yti_channel_after_deposit): YTI_WAKE_* for q's sleepers, plus DEPOSIT_NOTIFY
+     * (emit received, wake watchers). Raised by deposits, taken by after_deposit. */
+    atomic_int after;
 };
 
 /*
@@ -84,8 +88,6 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
                        const char *type, const char *pattern_out, const char *pattern_in,
                        bool with_queue, const yti_channel_ops *ops, void *impl,
                        yt_channel **out);
-/* Queues p (consumed) and emits received: the default deposit. */
-void yti_channel_enqueue(yt_channel *ch, yti_pkg *p);
 
 /* A received package as the user sees it: p itself (consumed, returned) for plain types; for
  * zlib types a new package with the inflated payload (p released), or NULL when p does not
