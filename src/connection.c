@@ -64,6 +64,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -430,6 +431,44 @@ static bool quiet_since_direct(yt_connection *c)
  * write lock, so a direct writer (who needs the queue empty and the lock free) can never
  * overtake packages popped but not yet written.
  */
+/*
+ * After writing a batch, the sender looks for more for up to SPIN_NS before it sleeps. In a
+ * stream of small messages it otherwise drained the queue, slept, and was woken again every
+ * few dozen packages: a futex wake by the application thread and a cross-CPU wake-up each time
+ * (about a third of the publisher's time at 16 B). Only where the process may run on two CPUs
+ * or more: spinning on the application's only CPU would just delay it.
+ */
+#define SPIN_NS 5000
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Whether this thread may run on more than one CPU. */
+static bool several_cpus(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 1;
+}
+
+/* Spins until q has something (true) or SPIN_NS passed (false). */
+static bool spin_for_more(yti_queue *q)
+{
+    uint64_t end = yti_now() + SPIN_NS;
+    do {
+        for (int i = 0; i < 32; i++)
+            cpu_relax();
+        if (yti_queue_len_hint(q))
+            return true;
+    } while (yti_now() < end);
+    return false;
+}
+
 static void *sender_main(void *arg)
 {
     yt_connection *c = arg;
@@ -441,7 +480,10 @@ static void *sender_main(void *arg)
     fd = c->fd;
     yti_mutex_unlock(&c->lock);
 
+    bool may_spin = several_cpus(), wrote = false;
     for (;;) {
+        if (wrote && may_spin)
+            spin_for_more(c->outq); /* the wait below then returns at once */
         int rc = yti_queue_wait(c->outq, yti_deadline(YTI_HEARTBEAT_INTERVAL));
         if (rc == YT_ECLOSED)
             break;
@@ -469,6 +511,7 @@ static void *sender_main(void *arg)
             err = yti_net_write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);
         }
         yti_mutex_unlock(&c->wlock);
+        wrote = done > 0;
         if (done)
             count_written(c, done);
         if (err) {
