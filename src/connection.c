@@ -16,8 +16,8 @@
  *     while holding it, and a direct writer reserves it under the context lock (no push can
  *     come in between), so the wire order is the queue order. A part the socket did not take
  *     is left to the sender, which finishes it before anything else;
- *   - the receiver ("yt-recv") reads the socket (polling with the connection's timeout once
- *     it is empty) through a 64 KiB buffer (payloads larger than half of it are read straight
+ *   - the receiver ("yt-recv") reads the socket (a blocking recv in heartbeat steps once it is
+ *     empty, poll in the last step before the connection's time-out) through a 64 KiB buffer (payloads larger than half of it are read straight
  *     into their own package), emits timedout(true/false) on the edges of silence, and hands
  *     the packages of each read to the context on this same thread, in one batch (one
  *     context lock per batch).
@@ -425,13 +425,6 @@ static bool quiet_since_direct(yt_connection *c)
 }
 
 /*
- * The sender thread: waits until the out-queue has packages (or a direct write left a remainder,
- * or a heartbeat is due), then, holding the write lock, finishes that remainder and writes every
- * queued package with one sendmsg per batch. Packages are taken from the queue only under the
- * write lock, so a direct writer (who needs the queue empty and the lock free) can never
- * overtake packages popped but not yet written.
- */
-/*
  * After writing a batch, the sender looks for more for up to SPIN_NS before it sleeps. In a
  * stream of small messages it otherwise drained the queue, slept, and was woken again every
  * few dozen packages: a futex wake by the application thread and a cross-CPU wake-up each time
@@ -469,6 +462,13 @@ static bool spin_for_more(yti_queue *q)
     return false;
 }
 
+/*
+ * The sender thread: waits until the out-queue has packages (or a direct write left a remainder,
+ * or a heartbeat is due), then, holding the write lock, finishes that remainder and writes every
+ * queued package with one sendmsg per batch. Packages are taken from the queue only under the
+ * write lock, so a direct writer (who needs the queue empty and the lock free) can never
+ * overtake packages popped but not yet written.
+ */
 static void *sender_main(void *arg)
 {
     yt_connection *c = arg;
@@ -542,7 +542,7 @@ typedef struct rx_state {
 #define QUICKACK_MIN 4096
 
 /*
- * Reads at most len bytes into buf, polling with the connection's timeout so that timedout is
+ * Reads at most len bytes into buf, waiting with the connection's timeout so that timedout is
  * emitted on the edges of silence. Every byte counts as life, so a large package whose bytes
  * keep flowing never times out. Returns bytes read, 0 on EOF, -errno on error, or -ECANCELED
  * when the connection is closing.
