@@ -688,7 +688,7 @@ YT_API const char *yt_connection_close_reason(yt_connection *c);
  * failed greeting ("Handshake failed.", "Handshake timed out.") or a failed authentication
  * ("Authentication failed: the peer has no key (it sent packages instead of an answer)"). The
  * connection keeps waiting for another peer after each refusal. YT_EINVAL (buffer too small:
- * truncated), YT_ENOMEM. Any thread.
+ * truncated). Any thread.
  */
 YT_API int yt_connection_last_refusal(yt_connection *c, char *buf, size_t size);
 /** Packages its out-queue discarded because it was full. */

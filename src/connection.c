@@ -1745,11 +1745,9 @@ bool yti_conn_name_is(yt_connection *c, const char *name)
     return eq;
 }
 
-static int copy_text(yt_connection *c, const char *src, char *buf, size_t size)
+/* Copies src into buf (NUL-terminated); YT_EINVAL "Buffer too small" when it had to cut. */
+static int copy_out(const char *src, char *buf, size_t size)
 {
-    if (!c || !buf || size == 0)
-        return yti_error(YT_EINVAL, "Invalid buffer");
-    yti_mutex_lock(&c->lock);
     size_t n = strlen(src);
     int rc = YT_OK;
     if (n >= size) {
@@ -1758,6 +1756,15 @@ static int copy_text(yt_connection *c, const char *src, char *buf, size_t size)
     }
     memcpy(buf, src, n);
     buf[n] = '\0';
+    return rc;
+}
+
+static int copy_text(yt_connection *c, const char *src, char *buf, size_t size)
+{
+    if (!c || !buf || size == 0)
+        return yti_error(YT_EINVAL, "Invalid buffer");
+    yti_mutex_lock(&c->lock);
+    int rc = copy_out(src, buf, size);
     yti_mutex_unlock(&c->lock);
     return rc;
 }
@@ -1843,20 +1850,7 @@ int yt_connection_last_refusal(yt_connection *c, char *buf, size_t size)
     if (!c || !buf || size == 0)
         return yti_error(YT_EINVAL, "Invalid buffer");
     yti_mutex_lock(&c->lock);
-    char *r = c->refusal ? strdup(c->refusal) : NULL;
-    bool had = c->refusal != NULL;
+    int rc = copy_out(c->refusal ? c->refusal : "", buf, size);
     yti_mutex_unlock(&c->lock);
-    if (had && !r)
-        return yti_error(YT_ENOMEM, "Out of memory");
-    const char *text = r ? r : "";
-    size_t n = strlen(text);
-    int rc = YT_OK;
-    if (n >= size) {
-        n = size - 1;
-        rc = yti_error(YT_EINVAL, "Buffer too small");
-    }
-    memcpy(buf, text, n);
-    buf[n] = '\0';
-    free(r);
     return rc;
 }
