@@ -16,11 +16,14 @@
  *     while holding it, and a direct writer reserves it under the context lock (no push can
  *     come in between), so the wire order is the queue order. A part the socket did not take
  *     is left to the sender, which finishes it before anything else;
- *   - the receiver ("yt-recv") reads the socket (a blocking recv in heartbeat steps once it is
- *     empty, poll in the last step before the connection's time-out) through a 64 KiB buffer (payloads larger than half of it are read straight
- *     into their own package), emits timedout(true/false) on the edges of silence, and hands
- *     the packages of each read to the context on this same thread, in one batch (one
- *     context lock per batch).
+ *   - the receiver ("yt-recv") reads the socket (waiting in epoll in heartbeat steps once it is
+ *     empty) through a 64 KiB buffer (payloads larger than half of it are read straight into
+ *     their own package), emits timedout(true/false) on the edges of silence, and hands the
+ *     packages of each read to the context on this same thread, in one batch (one context lock
+ *     per batch);
+ *   - an application thread about to sleep in a receive (a channel pop, a future's result) on
+ *     the context's only connection reads the socket itself instead of waiting to be woken by
+ *     the receiver ("leads"; see "Who reads the socket" below): the other hand-off less.
  * A bound connection starts one thread ("yt-host") that accepts peers (polling 0.25 s) and runs
  * the host handshake; a peer that fails it is sent the reference's error line and dropped. After
  * a successful handshake the listening socket is closed, the sender is started and the host
@@ -69,6 +72,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <openssl/crypto.h>
 #include <sys/socket.h>
@@ -90,6 +95,20 @@
 /* A send at least this long after the previous one on a connection may write to the socket
  * itself (yti_conn_reserve_direct): one thread hand-off less for request/reply traffic. */
 #define DIRECT_GAP_NS 5000u
+/* epoll tags: the socket, or an eventfd that kicks the waiter. */
+#define EP_SOCK 1u
+#define EP_KICK 2u
+
+/* The receive side shared by the receiver thread and a leading application thread. */
+typedef struct rx_shared {
+    int fd;             /* the socket; -1 once the receiver has left */
+    unsigned char *buf; /* RBUF_SIZE bytes */
+    size_t have, pos;   /* bytes in buf; the start of the first unparsed package */
+    yti_pkg *v[YTI_DELIVER_MAX]; /* parsed, not yet delivered */
+    size_t n;
+    yt_channel *pause;  /* a paused subscriber a leader met, for the receiver to wait on */
+    int err;            /* an error a leader's read met, for the receiver to report */
+} rx_shared;
 
 struct yt_connection {
     atomic_uint refs;
@@ -125,11 +144,31 @@ struct yt_connection {
      * (yti_conn_reserve_direct). Lock order: context lock, then wlock, then lock. */
     yti_mutex wlock;
     int wfd;               /* guarded by wlock: the connected socket, -1 before and after */
-    yti_pkg *pending;      /* guarded by wlock: a direct write the socket took only part of */
-    size_t pending_off;    /* bytes of header + payload of `pending` already written */
+    /* Guarded by wlock: what a direct write left unwritten (the socket took only part of it),
+     * in order; pending_off bytes of header + payload of pending[0] are already written. */
+    yti_pkg *pending[YTI_DIRECT_MAX];
+    size_t npending;
+    size_t pending_off;
     atomic_uint_least64_t direct_taken; /* packages taken by direct writes (for flushing) */
     atomic_uint_least64_t last_send;    /* monotonic ns of the last send finding the queue empty */
     atomic_uint_least64_t last_direct;  /* monotonic ns of the last direct write */
+
+    /* The receive side (see "Who reads the socket" below). Lock order: rxlock, then the
+     * context lock, then lock. */
+    yti_mutex rxlock;
+    rx_shared rx;                       /* guarded by rxlock */
+    int rx_ep;                          /* the receiver's epoll (-1: it polls); its thread only */
+    atomic_int rx_kick, lead_kick;      /* eventfds waking the receiver / a leader (-1: none) */
+    atomic_int lead_ep;                 /* the leaders' epoll (-1: nobody leads) */
+    atomic_bool leading;                /* a thread is leading */
+    atomic_bool rx_handback;            /* the receiver has work a leader left it: nobody leads */
+    atomic_bool rx_busy;                /* the receiver holds rxlock outside its wait */
+    atomic_bool rx_tcp;                 /* quick-acks apply */
+    atomic_bool rx_timed_out;           /* timedout(true) was the last edge emitted */
+    atomic_uint_least64_t last_rx;      /* monotonic ns of the last byte read */
+    atomic_uint_least64_t led;          /* reads done by leaders */
+    yti_mutex tolock;                   /* orders the timedout edges */
+    yti_mutex kicklock;                 /* guards writing to and closing the eventfds */
 
     _Atomic double timeout;
     yti_queue *outq;
@@ -183,6 +222,17 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     atomic_init(&c->direct_taken, 0);
     atomic_init(&c->last_send, 0);
     atomic_init(&c->last_direct, 0);
+    c->rx.fd = c->rx_ep = -1;
+    atomic_init(&c->rx_kick, -1);
+    atomic_init(&c->lead_kick, -1);
+    atomic_init(&c->lead_ep, -1);
+    atomic_init(&c->leading, false);
+    atomic_init(&c->rx_handback, false);
+    atomic_init(&c->rx_busy, false);
+    atomic_init(&c->rx_tcp, false);
+    atomic_init(&c->rx_timed_out, false);
+    atomic_init(&c->last_rx, 0);
+    atomic_init(&c->led, 0);
     c->name = strdup(name ? name : "");
     c->outq = yti_queue_new(cfg->queue_size, cfg->discard);
     if (!c->name || !c->outq || yt_signal_new(cfg->loop, c, false, &c->timedout_sig) != YT_OK ||
@@ -197,6 +247,9 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     yti_signal_set_source_hooks(c->closed_sig, source_ref, source_unref);
     yti_mutex_init(&c->lock);
     yti_mutex_init(&c->wlock);
+    yti_mutex_init(&c->rxlock);
+    yti_mutex_init(&c->tolock);
+    yti_mutex_init(&c->kicklock);
     yti_cond_init(&c->cond);
     return c;
 }
@@ -226,8 +279,17 @@ static void conn_free(yt_connection *c)
     yt_signal_free(c->timedout_sig);
     yt_signal_free(c->closed_sig);
     yti_queue_free(c->outq);
-    yti_pkg_unref(c->pending);
+    for (size_t i = 0; i < c->npending; i++)
+        yti_pkg_unref(c->pending[i]);
+    for (size_t i = 0; i < c->rx.n; i++)
+        yti_pkg_unref(c->rx.v[i]);
+    if (c->rx.pause)
+        yti_channel_unref(c->rx.pause);
+    free(c->rx.buf);
     yti_cond_destroy(&c->cond);
+    yti_mutex_destroy(&c->tolock);
+    yti_mutex_destroy(&c->kicklock);
+    yti_mutex_destroy(&c->rxlock);
     yti_mutex_destroy(&c->wlock);
     yti_mutex_destroy(&c->lock);
     free(c->name);
@@ -490,12 +552,15 @@ static void *sender_main(void *arg)
         int err = 0;
         uint64_t done = 0;
         yti_mutex_lock(&c->wlock);
-        if (c->pending) {
-            size_t k = pkg_iov(c->pending, hdr[0], c->pending_off, iov);
+        if (c->npending) {
+            size_t k = 0;
+            for (size_t i = 0; i < c->npending; i++)
+                k += pkg_iov(c->pending[i], hdr[i], i ? 0 : c->pending_off, iov + k);
             err = send_iov(fd, iov, k);
-            yti_pkg_unref(c->pending);
-            c->pending = NULL;
-            done++;
+            for (size_t i = 0; i < c->npending; i++)
+                yti_pkg_unref(c->pending[i]);
+            done += c->npending;
+            c->npending = 0;
         }
         size_t n = 0;
         if (!err && yti_queue_pop_many(c->outq, 0, batch, BATCH_MAX, &n) == YT_OK) {
@@ -527,32 +592,120 @@ static void *sender_main(void *arg)
 /* ------------------------------------------------------------------------------------------ */
 /* Receiver                                                                                    */
 
+/*
+ * Who reads the socket. The receiver thread does, unless an application thread is waiting in a
+ * pop on a channel queue of this connection's context (the context's only connection): that
+ * thread may read the socket itself ("leads", yti_conn_lead), parse and deliver, and so take
+ * its package without a wake-up from the receiver: one thread hand-off less per hop. Two epoll
+ * instances watch the socket with EPOLLEXCLUSIVE, the leaders' one registered first: the kernel
+ * wakes the first one that has a waiter, so data goes to a waiting leader, else to the
+ * receiver, never to both. Each also watches an eventfd to be woken on purpose ("kicked").
+ * Reading, parsing and delivering happen under rxlock only, so the order is the wire order
+ * whoever reads. A leader only takes whole small packages; anything else (the close package, a
+ * bad or large package, a paused subscriber, end-of-file, an error) it leaves where it is and
+ * hands back: rx_handback is set, the receiver is kicked and handles it with its full logic.
+ */
+
 typedef struct rx_state {
-    uint64_t last_rx;
-    bool timed_out;
-    bool tcp; /* quick-acks apply (not to Unix sockets) */
-    long drain; /* bytes still to read after the close (-1: not closed yet) */
+    bool tcp;       /* quick-acks apply (not to Unix sockets) */
+    long drain;     /* bytes still to read after the close (-1: not closed yet) */
     bool full_read; /* the last read filled its buffer: more is likely waiting */
+    bool woke;      /* the last wait ended by a wake-up: try reading first */
     bool partial;   /* the caller is reading the rest of a package (set per call) */
-    bool rcvtimeo;  /* SO_RCVTIMEO is one heartbeat step: recv may block without a poll */
 } rx_state;
 
 /* A read of at least this much is a stream a peer may be pushing from a small send buffer:
- * acknowledge it at once (see rx_read). */
+ * acknowledge it at once (see note_read). */
 #define QUICKACK_MIN 4096
 
-/*
- * Reads at most len bytes into buf, waiting with the connection's timeout so that timedout is
- * emitted on the edges of silence. Every byte counts as life, so a large package whose bytes
- * keep flowing never times out. Returns bytes read, 0 on EOF, -errno on error, or -ECANCELED
- * when the connection is closing.
- */
-static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t len)
+/* Writes to an eventfd of c's; under kicklock, so never to a number io_exit closed. */
+static void kick(yt_connection *c, atomic_int *efd)
 {
-    /* While data keeps coming (the last read filled what it was given), the first attempt
-     * reads without polling: one system call less per read. After a short read the socket is
-     * most likely empty: poll first. */
-    bool try_first = !st->timed_out && st->full_read;
+    uint64_t one = 1;
+    yti_mutex_lock(&c->kicklock);
+    int fd = atomic_load_explicit(efd, memory_order_relaxed);
+    if (fd >= 0 && write(fd, &one, sizeof one) < 0) {
+        /* EAGAIN: the counter is full, so a wake-up is pending anyway. */
+    }
+    yti_mutex_unlock(&c->kicklock);
+}
+
+static void drain_kicks(int efd)
+{
+    uint64_t v;
+    while (read(efd, &v, sizeof v) > 0) {
+    }
+}
+
+static void kick_receiver(yt_connection *c)
+{
+    kick(c, &c->rx_kick);
+}
+
+static void kick_leader(void *arg)
+{
+    yt_connection *c = arg;
+    kick(c, &c->lead_kick);
+}
+
+/* The timedout signal's edges, from whichever thread saw one. */
+static void set_timed_out(yt_connection *c, bool on)
+{
+    if (atomic_load_explicit(&c->rx_timed_out, memory_order_relaxed) == on)
+        return;
+    yti_mutex_lock(&c->tolock);
+    if (atomic_load(&c->rx_timed_out) != on) {
+        atomic_store(&c->rx_timed_out, on);
+        yt_signal_emit(c->timedout_sig, on ? 1 : 0, NULL);
+    }
+    yti_mutex_unlock(&c->tolock);
+}
+
+/* After reading n > 0 bytes into a buffer of room bytes; `partial`: the start of a package was
+ * already there. Every byte counts as life. */
+static void note_read(yt_connection *c, bool tcp, int fd, size_t n, size_t room, bool partial)
+{
+    /* Acknowledge at once while a stream flows. Linux delays ACKs and leaves quick-ack mode by
+     * itself; a peer sending from a small socket buffer (the reference uses 10 KiB) then waits
+     * for each delayed ACK, and 64 MiB from Python took 40 s instead of 0.15 s. Set after each
+     * read that is part of a package still coming or big enough to be such a stream: it sends
+     * a pending ACK now and keeps the next ones immediate. A small read of whole packages needs
+     * none (the kernel acks when the reader empties its queue, or the reply carries the ACK)
+     * and saves a system call per round trip. */
+    int one = 1;
+    if (tcp && (partial || n == room || n >= QUICKACK_MIN))
+        setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    atomic_store_explicit(&c->last_rx, yti_now(), memory_order_relaxed);
+    set_timed_out(c, false);
+}
+
+/* Waits until the socket may be readable or the receiver is kicked (1), until `until` (0), or
+ * fails (-errno). */
+static int rx_wait(yt_connection *c, int fd, uint64_t until)
+{
+    if (c->rx_ep < 0)
+        return yti_net_poll_in(fd, until);
+    struct epoll_event ev[2];
+    int n = yti_net_epoll_wait(c->rx_ep, ev, 2, until);
+    if (n < 0)
+        return n == -EINTR ? 1 : n;
+    for (int i = 0; i < n; i++)
+        if (ev[i].data.u32 == EP_KICK)
+            drain_kicks(atomic_load(&c->rx_kick));
+    return n > 0;
+}
+
+/*
+ * The receiver's read of at most len bytes into buf, waiting with the connection's timeout so
+ * that timedout is emitted on the edges of silence. `top`: between packages; the wait then
+ * releases rxlock (a leader may read meanwhile) and returns -EAGAIN after it, for the caller to
+ * look at the buffer again. Returns bytes read, 0 on EOF, -errno on error, or -ECANCELED when
+ * the connection is closing.
+ */
+static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t len, bool top)
+{
+    bool try_first = st->full_read || st->woke;
+    st->woke = false;
     for (;;) {
         /* Not while CLOSING: the closer may still be flushing the close package, and this
          * thread's exit path closes the out-queue. */
@@ -579,33 +732,46 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             st->drain -= n;
             return n;
         }
+        if (c->rx.err) {
+            /* A leader's read failed; the error is reported once, here. */
+            int e = c->rx.err;
+            c->rx.err = 0;
+            return -e;
+        }
         if (!try_first) {
+            bool timed_out = atomic_load(&c->rx_timed_out);
             double to = atomic_load_explicit(&c->timeout, memory_order_relaxed);
             uint64_t deadline =
-                st->timed_out ? yti_deadline(1.0) : st->last_rx + (uint64_t)(to * 1e9);
+                timed_out ? yti_deadline(1.0)
+                          : atomic_load_explicit(&c->last_rx, memory_order_relaxed) +
+                                (uint64_t)(to * 1e9);
             /* In steps of at most 0.25 s: a close that hands the socket to a reaper (see
              * general_close) does not shut the read side down to wake this thread. */
             uint64_t step = yti_deadline(YTI_HEARTBEAT_INTERVAL);
-            /* With the time-out more than a step away, a blocking recv that gives up after a
-             * step (SO_RCVTIMEO) does what poll + recv do, with one system call less per
-             * wake-up. Near the time-out, poll keeps it exact. */
-            bool block = st->rcvtimeo && !st->timed_out && deadline > step;
-            int pr = block ? 1 : yti_net_poll_in(fd, step < deadline ? step : deadline);
+            uint64_t until = step < deadline ? step : deadline;
+            if (top) {
+                atomic_store_explicit(&c->rx_busy, false, memory_order_relaxed);
+                yti_mutex_unlock(&c->rxlock);
+            }
+            int pr = rx_wait(c, fd, until);
+            if (top) {
+                yti_mutex_lock(&c->rxlock);
+                atomic_store_explicit(&c->rx_busy, true, memory_order_relaxed);
+            }
             if (pr < 0)
                 return pr;
-            if (pr == 0 && step < deadline)
-                continue;
-            if (pr == 0) {
-                if (!st->timed_out) {
-                    st->timed_out = true;
-                    yt_signal_emit(c->timedout_sig, 1, NULL);
-                }
-                continue;
-            }
+            if (pr == 0 && until == deadline && !timed_out &&
+                atomic_load_explicit(&c->last_rx, memory_order_relaxed) + (uint64_t)(to * 1e9) <=
+                    yti_now())
+                set_timed_out(c, true);
+            st->woke = pr > 0;
+            if (top)
+                return -EAGAIN;
+            try_first = pr > 0;
+            continue;
         }
-        ssize_t n = recv(fd, buf, len, try_first ? MSG_DONTWAIT : 0);
+        ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
         if (n < 0) {
-            /* EAGAIN: no data now (try_first), or a blocking recv's step passed. */
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 try_first = false;
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
@@ -613,24 +779,8 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             return -errno;
         }
         st->full_read = n > 0 && (size_t)n == len;
-        if (n > 0) {
-            /* Acknowledge at once while a stream flows. Linux delays ACKs and leaves quick-ack
-             * mode by itself; a peer sending from a small socket buffer (the reference uses
-             * 10 KiB) then waits for each delayed ACK, and 64 MiB from Python took 40 s
-             * instead of 0.15 s. Set after each read that is part of a package still coming
-             * or big enough to be such a stream: it sends a pending ACK now and keeps the next
-             * ones immediate. A small read of whole packages needs none (the kernel acks when
-             * the reader empties its queue, or the reply carries the ACK) and saves a system
-             * call per round trip. */
-            int one = 1;
-            if (st->tcp && (st->partial || st->full_read || (size_t)n >= QUICKACK_MIN))
-                setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
-            st->last_rx = yti_now();
-            if (st->timed_out) {
-                st->timed_out = false;
-                yt_signal_emit(c->timedout_sig, 0, NULL);
-            }
-        }
+        if (n > 0)
+            note_read(c, st->tcp, fd, (size_t)n, len, st->partial);
         return n;
     }
 }
@@ -643,33 +793,116 @@ static yt_context *conn_ctx(yt_connection *c)
     return ctx;
 }
 
-/* Hands the packages received so far (*n of them, consumed) to the context, in order. */
-static void deliver(yt_connection *c, rx_state *st, yti_pkg **v, size_t *n)
+/* A subscriber in sync mode has a full queue: stop reading this link until it has room, so
+ * that TCP holds the publishers back instead of anything being discarded. Waits in short steps
+ * so that closing the connection is never held up. Consumes the reference to full. */
+static void pause_for(yt_connection *c, yt_channel *full)
 {
+    while (yti_conn_state(c) != YTI_CLOSED &&
+           !yti_channel_wait_room(full, yti_deadline(0.05))) {
+    }
+    yti_channel_unref(full);
+    /* Pausing is not silence on the link. */
+    atomic_store_explicit(&c->last_rx, yti_now(), memory_order_relaxed);
+}
+
+/* The receiver hands the packages parsed so far (c->rx.v) to the context, in order (rxlock
+ * held). A pause a leader met comes first. */
+static void deliver(yt_connection *c)
+{
+    rx_shared *rx = &c->rx;
+    if (rx->pause) {
+        yt_channel *full = rx->pause;
+        rx->pause = NULL;
+        pause_for(c, full);
+    }
     /* The context outlives the IO threads (freeing it joins them), so this cannot go stale
      * while the receiver runs. */
     yt_context *ctx = c->ctx;
     size_t done = 0;
-    while (done < *n) {
+    while (done < rx->n) {
         if (!ctx) {
-            yti_pkg_unref(v[done++]);
+            yti_pkg_unref(rx->v[done++]);
             continue;
         }
         yt_channel *full = NULL;
-        done += yti_context_deliver(ctx, c, v + done, *n - done, &full);
-        if (!full)
-            continue;
-        /* A subscriber in sync mode has a full queue: stop reading this link until it has
-         * room, so that TCP holds the publishers back instead of anything being discarded.
-         * Waits in short steps so that closing the connection is never held up. */
-        while (yti_conn_state(c) != YTI_CLOSED &&
-               !yti_channel_wait_room(full, yti_deadline(0.05))) {
-        }
-        yti_channel_unref(full);
-        /* Pausing is not silence on the link. */
-        st->last_rx = yti_now();
+        done += yti_context_deliver(ctx, c, rx->v + done, rx->n - done, &full);
+        if (full)
+            pause_for(c, full);
     }
-    *n = 0;
+    rx->n = 0;
+}
+
+/* A leader's delivery (rxlock held): stops at a pause, leaving it and the rest to the receiver.
+ * False when it stopped. */
+static bool lead_deliver(yt_connection *c, yt_context *ctx)
+{
+    rx_shared *rx = &c->rx;
+    size_t done = 0;
+    while (done < rx->n) {
+        yt_channel *full = NULL;
+        done += yti_context_deliver(ctx, c, rx->v + done, rx->n - done, &full);
+        if (full) {
+            rx->pause = full;
+            memmove(rx->v, rx->v + done, (rx->n - done) * sizeof *rx->v);
+            rx->n -= done;
+            return false;
+        }
+    }
+    rx->n = 0;
+    return true;
+}
+
+enum { PARSE_NEED, PARSE_FULL, PARSE_STOP };
+
+/*
+ * Moves every complete package smaller than DIRECT_MIN at the front of the buffer into rx->v,
+ * skipping heartbeats (rxlock held). PARSE_NEED: the rest is an incomplete small package, or
+ * nothing; PARSE_FULL: rx->v is full; PARSE_STOP: the package at rx->pos needs the receiver's
+ * handling (rx_special): the close package, a bad or too large header, a large package, or
+ * no memory.
+ */
+static int parse_small(yt_connection *c, rx_shared *rx)
+{
+    while (rx->have - rx->pos >= YTI_HEADER_SIZE) {
+        if (rx->n == YTI_DELIVER_MAX)
+            return PARSE_FULL;
+        yti_header h;
+        if (yti_header_decode(rx->buf + rx->pos, &h) != YT_OK)
+            return PARSE_STOP;
+        if (h.len == 0) {
+            if (h.source_seq == 1)
+                return PARSE_STOP;
+            rx->pos += YTI_HEADER_SIZE; /* heartbeat (0) or unknown: nothing to do */
+            continue;
+        }
+        if (h.len >= DIRECT_MIN || h.len > c->cfg.max_package_size)
+            return PARSE_STOP;
+        if (rx->have - rx->pos - YTI_HEADER_SIZE < h.len)
+            return PARSE_NEED; /* wait for the rest in the buffer */
+        yti_pkg *p = yti_pkg_new((size_t)h.len);
+        if (!p)
+            return PARSE_STOP;
+        p->slot = h.slot;
+        p->source_id = h.source_id;
+        p->source_seq = h.source_seq;
+        p->dest_id = h.dest_id;
+        p->dest_seq = h.dest_seq;
+        memcpy(p->data, rx->buf + rx->pos + YTI_HEADER_SIZE, (size_t)h.len);
+        rx->pos += YTI_HEADER_SIZE + (size_t)h.len;
+        rx->v[rx->n++] = p;
+    }
+    return PARSE_NEED;
+}
+
+/* The end of a read: the start of a package that is left moves to the front. */
+static void compact(rx_shared *rx)
+{
+    if (rx->pos > 0) {
+        memmove(rx->buf, rx->buf + rx->pos, rx->have - rx->pos);
+        rx->have -= rx->pos;
+        rx->pos = 0;
+    }
 }
 
 /* The peer closed its end: an orderly close waiting for that may go on. */
@@ -681,141 +914,241 @@ static void mark_eof(yt_connection *c)
     yti_mutex_unlock(&c->lock);
 }
 
-/* The receive loop; returns the reason to close with, or NULL when closing anyway. */
-static const char *receive_loop(yt_connection *c, int fd, char *errbuf, size_t errsize)
+static const char *read_failure(yt_connection *c, ssize_t n, char *errbuf, size_t errsize)
 {
-    unsigned char *buf = malloc(RBUF_SIZE);
-    if (!buf)
-        return "yoton.ReceivingThread, Error in io thread.Out of memory";
-    size_t have = 0, pos = 0;
-    rx_state st = {.last_rx = yti_now(), .timed_out = false, .tcp = true, .drain = -1};
+    if (n == -ECANCELED)
+        return NULL;
+    if (n == 0) {
+        mark_eof(c);
+        return "Other end dropped the connection.";
+    }
+    snprintf(errbuf, errsize, "yoton.ReceivingThread, Socket error.%s", strerror((int)-n));
+    return errbuf;
+}
+
+/*
+ * The receiver's handling of the package at rx->pos that parse_small stopped at (rxlock held).
+ * Returns the reason to close with; NULL to go on, with *stop set when closing anyway.
+ */
+static const char *rx_special(yt_connection *c, rx_state *st, int fd, char *errbuf,
+                              size_t errsize, bool *stop)
+{
+    rx_shared *rx = &c->rx;
+    /* What came before it goes first. */
+    if (rx->n || rx->pause)
+        deliver(c);
+    yti_header h;
+    if (yti_header_decode(rx->buf + rx->pos, &h) != YT_OK)
+        return "Lost track of the stream.";
+    if (h.len == 0)
+        return "Closed from other end."; /* parse_small stops at no other empty package */
+    if (h.len > c->cfg.max_package_size) {
+        snprintf(errbuf, errsize, "Package too large: %llu bytes declared, the maximum is %zu.",
+                 (unsigned long long)h.len, c->cfg.max_package_size);
+        return errbuf;
+    }
+    size_t cap = h.len < GROW_START ? (size_t)h.len : GROW_START;
+    yti_pkg *p = yti_pkg_new(cap);
+    if (!p) {
+        snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread.Cannot "
+                 "allocate %llu bytes", (unsigned long long)h.len);
+        return errbuf;
+    }
+    p->slot = h.slot;
+    p->source_id = h.source_id;
+    p->source_seq = h.source_seq;
+    p->dest_id = h.dest_id;
+    p->dest_seq = h.dest_seq;
+    size_t avail = rx->have - rx->pos - YTI_HEADER_SIZE;
+    size_t take = avail < cap ? avail : cap;
+    memcpy(p->data, rx->buf + rx->pos + YTI_HEADER_SIZE, take);
+    rx->pos += YTI_HEADER_SIZE + take;
+    /* A large payload: the rest goes straight into its own buffer, rxlock held throughout (a
+     * leader woken meanwhile finds it taken and kicks this thread). */
+    while (take < h.len) {
+        if (take == cap) {
+            size_t ncap = cap > (size_t)h.len / 2 ? (size_t)h.len : cap * 2;
+            yti_pkg *q = yti_pkg_resize(p, ncap);
+            if (!q) {
+                yti_pkg_unref(p);
+                snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread."
+                         "Cannot allocate %zu bytes", ncap);
+                return errbuf;
+            }
+            p = q;
+            cap = ncap;
+        }
+        st->partial = true;
+        ssize_t n = rx_read(c, st, fd, p->data + take, cap - take, false);
+        if (n <= 0) {
+            yti_pkg_unref(p);
+            const char *why = read_failure(c, n, errbuf, errsize);
+            *stop = !why;
+            return why;
+        }
+        take += (size_t)n;
+    }
+    rx->v[rx->n++] = p;
+    if (rx->n == YTI_DELIVER_MAX)
+        deliver(c);
+    return NULL;
+}
+
+/* The receive loop; returns the reason to close with, or NULL when closing anyway. */
+static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
+{
+    rx_shared *rx = &c->rx;
+    yti_mutex_lock(&c->rxlock);
+    atomic_store_explicit(&c->rx_busy, true, memory_order_relaxed);
+    int fd = rx->fd;
+    rx_state st = {.tcp = true, .drain = -1};
     int dom = 0;
     socklen_t dl = sizeof dom;
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
         st.tcp = false;
-    /* Blocking reads give up after a heartbeat step (a socket left non-blocking polls). */
-    struct timeval step = {.tv_sec = 0, .tv_usec = (suseconds_t)(YTI_HEARTBEAT_INTERVAL * 1e6)};
-    int fl = fcntl(fd, F_GETFL);
-    st.rcvtimeo = fl >= 0 && !(fl & O_NONBLOCK) &&
-                  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &step, sizeof step) == 0;
+    atomic_store(&c->rx_tcp, st.tcp);
     const char *reason = NULL;
-    /* Packages parsed but not yet handed to the context: delivered in batches (one context
-     * lock per batch), and always before this thread blocks or leaves. */
-    yti_pkg *rx[YTI_DELIVER_MAX];
-    size_t nrx = 0;
 
     for (;;) {
-        /* Parse every complete package in the buffer. */
-        while (have - pos >= YTI_HEADER_SIZE) {
-            yti_header h;
-            if (yti_header_decode(buf + pos, &h) != YT_OK) {
-                reason = "Lost track of the stream.";
-                goto out;
-            }
-            if (h.len == 0) {
-                pos += YTI_HEADER_SIZE;
-                if (h.source_seq == 1) {
-                    reason = "Closed from other end.";
-                    goto out;
-                }
-                continue; /* heartbeat (0) or unknown: nothing to do */
-            }
-            if (h.len > c->cfg.max_package_size) {
-                snprintf(errbuf, errsize,
-                         "Package too large: %llu bytes declared, the maximum is %zu.",
-                         (unsigned long long)h.len, c->cfg.max_package_size);
-                reason = errbuf;
-                goto out;
-            }
-            size_t avail = have - pos - YTI_HEADER_SIZE;
-            if (avail < h.len && h.len < DIRECT_MIN)
-                break; /* small package: wait for the rest in the buffer */
-            size_t cap = h.len < GROW_START ? (size_t)h.len : GROW_START;
-            yti_pkg *p = yti_pkg_new(cap);
-            if (!p) {
-                snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread.Cannot "
-                         "allocate %llu bytes", (unsigned long long)h.len);
-                reason = errbuf;
-                goto out;
-            }
-            p->slot = h.slot;
-            p->source_id = h.source_id;
-            p->source_seq = h.source_seq;
-            p->dest_id = h.dest_id;
-            p->dest_seq = h.dest_seq;
-            size_t take = avail < cap ? avail : cap;
-            memcpy(p->data, buf + pos + YTI_HEADER_SIZE, take);
-            pos += YTI_HEADER_SIZE + take;
-            /* A large payload: the rest goes straight into its own buffer. */
-            if (take < h.len && nrx)
-                deliver(c, &st, rx, &nrx);
-            while (take < h.len) {
-                if (take == cap) {
-                    size_t ncap = cap > (size_t)h.len / 2 ? (size_t)h.len : cap * 2;
-                    yti_pkg *q = yti_pkg_resize(p, ncap);
-                    if (!q) {
-                        yti_pkg_unref(p);
-                        snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread."
-                                 "Cannot allocate %zu bytes", ncap);
-                        reason = errbuf;
-                        goto out;
-                    }
-                    p = q;
-                    cap = ncap;
-                }
-                st.partial = true;
-                ssize_t n = rx_read(c, &st, fd, p->data + take, cap - take);
-                if (n <= 0) {
-                    yti_pkg_unref(p);
-                    if (n == -ECANCELED)
-                        goto out;
-                    if (n == 0) {
-                        mark_eof(c);
-                        reason = "Other end dropped the connection.";
-                    } else {
-                        snprintf(errbuf, errsize, "yoton.ReceivingThread, Socket error.%s",
-                                 strerror((int)-n));
-                        reason = errbuf;
-                    }
-                    goto out;
-                }
-                take += (size_t)n;
-            }
-            rx[nrx++] = p;
-            if (nrx == YTI_DELIVER_MAX)
-                deliver(c, &st, rx, &nrx);
+        int pr = parse_small(c, rx);
+        if (pr == PARSE_FULL) {
+            deliver(c);
+            continue;
         }
-        if (nrx)
-            deliver(c, &st, rx, &nrx);
-        /* Compact, then read more. */
-        if (pos > 0) {
-            memmove(buf, buf + pos, have - pos);
-            have -= pos;
-            pos = 0;
+        if (pr == PARSE_STOP) {
+            bool stop = false;
+            reason = rx_special(c, &st, fd, errbuf, errsize, &stop);
+            if (reason || stop)
+                break;
+            continue;
         }
-        st.partial = have > 0; /* the start of a package is in the buffer */
-        ssize_t n = rx_read(c, &st, fd, buf + have, RBUF_SIZE - have);
-        if (n == -ECANCELED)
-            break;
-        if (n == 0) {
-            mark_eof(c);
-            reason = "Other end dropped the connection.";
+        /* Packages are delivered in batches (one context lock per batch), and always before
+         * this thread waits or leaves. */
+        if (rx->n || rx->pause)
+            deliver(c);
+        compact(rx);
+        /* Nothing special is pending: leaders may read again. */
+        atomic_store(&c->rx_handback, false);
+        st.partial = rx->have > 0; /* the start of a package is in the buffer */
+        ssize_t n = rx_read(c, &st, fd, rx->buf + rx->have, RBUF_SIZE - rx->have, true);
+        if (n == -EAGAIN)
+            continue; /* waited without rxlock: look at the buffer again */
+        if (n <= 0) {
+            reason = read_failure(c, n, errbuf, errsize);
             break;
         }
-        if (n < 0) {
-            snprintf(errbuf, errsize, "yoton.ReceivingThread, Socket error.%s",
-                     strerror((int)-n));
-            reason = errbuf;
-            break;
-        }
-        have += (size_t)n;
+        rx->have += (size_t)n;
     }
-out:
     /* What arrived before a close package or a broken stream is still delivered. */
-    if (nrx)
-        deliver(c, &st, rx, &nrx);
-    free(buf);
+    if (rx->n || rx->pause)
+        deliver(c);
+    atomic_store(&c->rx_handback, true); /* no leader from now on */
+    atomic_store_explicit(&c->rx_busy, false, memory_order_relaxed);
+    yti_mutex_unlock(&c->rxlock);
     return reason;
+}
+
+/* A leader's read (rxlock held): whole small packages only. False when it handed back. */
+static bool lead_read(yt_connection *c, yt_context *ctx, bool *more)
+{
+    rx_shared *rx = &c->rx;
+    bool tcp = atomic_load_explicit(&c->rx_tcp, memory_order_relaxed);
+    for (int round = 0; round < 4; round++) {
+        size_t room = RBUF_SIZE - rx->have;
+        bool partial = rx->have > 0;
+        ssize_t n = recv(rx->fd, rx->buf + rx->have, room, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        if (n < 0 && errno == EINTR) {
+            *more = true;
+            return true;
+        }
+        if (n <= 0) {
+            rx->err = n < 0 ? errno : 0; /* end-of-file the receiver meets again itself */
+            return false;
+        }
+        rx->have += (size_t)n;
+        atomic_fetch_add_explicit(&c->led, 1, memory_order_relaxed);
+        note_read(c, tcp, rx->fd, (size_t)n, room, partial);
+        int pr;
+        while ((pr = parse_small(c, rx)) == PARSE_FULL)
+            if (!lead_deliver(c, ctx))
+                return false;
+        if (rx->n && !lead_deliver(c, ctx))
+            return false;
+        if (pr == PARSE_STOP)
+            return false;
+        compact(rx);
+        if ((size_t)n < room)
+            return true; /* the socket is empty: new bytes wake someone */
+    }
+    *more = true; /* still streaming: the receiver carries on */
+    return true;
+}
+
+uint64_t yti_conn_led(yt_connection *c)
+{
+    return atomic_load_explicit(&c->led, memory_order_relaxed);
+}
+
+int yti_conn_lead(yt_connection *c, yti_queue *q, uint64_t deadline)
+{
+    /* Not while the receiver is reading and delivering (a stream): what it delivers wakes the
+     * caller as usual, and the bytes that woke a leader would only make it kick the receiver
+     * and give up. */
+    if (yti_conn_state(c) < YTI_HOSTING || atomic_load(&c->rx_handback) ||
+        atomic_load(&c->rx_timed_out) ||
+        atomic_load_explicit(&c->rx_busy, memory_order_relaxed))
+        return YTI_LEAD_NONE;
+    bool idle = false;
+    if (!atomic_compare_exchange_strong(&c->leading, &idle, true))
+        return YTI_LEAD_NONE;
+    /* Read after `leading` is set: io_exit clears lead_ep, then waits for `leading` to drop
+     * before it closes the descriptor. */
+    int ep = atomic_load(&c->lead_ep);
+    if (ep < 0) {
+        atomic_store(&c->leading, false);
+        return YTI_LEAD_NONE;
+    }
+    if (!yti_queue_lead_arm(q, kick_leader, c)) {
+        atomic_store(&c->leading, false);
+        return YTI_LEAD_DONE;
+    }
+    int ret = YTI_LEAD_DONE;
+    struct epoll_event ev[2];
+    int n = yti_net_epoll_wait(ep, ev, 2, deadline);
+    yti_queue_lead_disarm(q);
+    bool readable = false;
+    for (int i = 0; i < n; i++) {
+        if (ev[i].data.u32 == EP_KICK)
+            drain_kicks(atomic_load(&c->lead_kick));
+        else
+            readable = true;
+    }
+    if (readable) {
+        /* The kernel woke this thread instead of the receiver: read, or make sure the
+         * receiver does. */
+        bool more = false, kick_rx = true;
+        yt_context *ctx = conn_ctx(c);
+        if (yti_mutex_trylock(&c->rxlock)) {
+            if (ctx && c->rx.fd >= 0 && !atomic_load(&c->rx_handback) && !c->rx.n &&
+                !c->rx.pause) {
+                if (lead_read(c, ctx, &more))
+                    kick_rx = more;
+                else
+                    atomic_store(&c->rx_handback, true);
+            }
+            yti_mutex_unlock(&c->rxlock);
+        } else {
+            /* The receiver is at it: sleep until it delivers rather than being woken again
+             * and again by the same bytes. */
+            ret = YTI_LEAD_NONE;
+        }
+        if (kick_rx)
+            kick_receiver(c);
+    }
+    atomic_store(&c->leading, false);
+    return ret;
 }
 
 /*
@@ -888,9 +1221,30 @@ static void io_exit(yt_connection *c)
     /* No direct writer may use the descriptor once it can be closed and its number reused. */
     yti_mutex_lock(&c->wlock);
     c->wfd = -1;
-    yti_pkg_unref(c->pending);
-    c->pending = NULL;
+    for (size_t i = 0; i < c->npending; i++)
+        yti_pkg_unref(c->pending[i]);
+    c->npending = 0;
     yti_mutex_unlock(&c->wlock);
+    /* Nor a leader: none can start now, and the one in progress (woken by the close) is
+     * waited for before the epoll instance and the eventfds go. */
+    yti_mutex_lock(&c->rxlock);
+    c->rx.fd = -1;
+    atomic_store(&c->rx_handback, true);
+    yti_mutex_unlock(&c->rxlock);
+    int lep = atomic_exchange(&c->lead_ep, -1);
+    while (atomic_load(&c->leading)) {
+        kick_leader(c);
+        yti_sleep(0.0005);
+    }
+    yti_mutex_lock(&c->kicklock);
+    int fds[] = {lep, c->rx_ep, atomic_load(&c->rx_kick), atomic_load(&c->lead_kick)};
+    for (size_t i = 0; i < sizeof fds / sizeof *fds; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    c->rx_ep = -1;
+    atomic_store(&c->rx_kick, -1);
+    atomic_store(&c->lead_kick, -1);
+    yti_mutex_unlock(&c->kicklock);
     yti_mutex_lock(&c->lock);
     if (c->fd >= 0 && c->handoff && start_reaper(c->fd))
         c->fd = -1; /* the reaper owns it now */
@@ -909,14 +1263,55 @@ static void io_exit(yt_connection *c)
     yti_mutex_unlock(&c->lock);
 }
 
+/* The two epoll instances and eventfds of "Who reads the socket". Without them the receiver
+ * polls and nobody leads. */
+static void setup_readers(yt_connection *c, int fd)
+{
+    int lep = epoll_create1(EPOLL_CLOEXEC), rep = epoll_create1(EPOLL_CLOEXEC);
+    int lk = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), rk = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event sock = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.u32 = EP_SOCK};
+    struct epoll_event kick = {.events = EPOLLIN, .data.u32 = EP_KICK};
+    /* The leaders' instance is registered first: the kernel tries it first. */
+    bool ok = lep >= 0 && rep >= 0 && lk >= 0 && rk >= 0 &&
+              epoll_ctl(lep, EPOLL_CTL_ADD, fd, &sock) == 0 &&
+              epoll_ctl(rep, EPOLL_CTL_ADD, fd, &sock) == 0 &&
+              epoll_ctl(lep, EPOLL_CTL_ADD, lk, &kick) == 0 &&
+              epoll_ctl(rep, EPOLL_CTL_ADD, rk, &kick) == 0;
+    if (!ok) {
+        int v[] = {lep, rep, lk, rk};
+        for (size_t i = 0; i < 4; i++)
+            if (v[i] >= 0)
+                close(v[i]);
+        return;
+    }
+    c->rx_ep = rep;
+    /* Published under kicklock: whoever kicks takes it, so it sees the descriptors made. */
+    yti_mutex_lock(&c->kicklock);
+    atomic_store(&c->rx_kick, rk);
+    atomic_store(&c->lead_kick, lk);
+    atomic_store(&c->lead_ep, lep);
+    yti_mutex_unlock(&c->kicklock);
+}
+
 static void run_receiver(yt_connection *c)
 {
     int fd;
     yti_mutex_lock(&c->lock);
     fd = c->fd;
     yti_mutex_unlock(&c->lock);
+    unsigned char *buf = malloc(RBUF_SIZE);
+    if (!buf) {
+        general_close(c, "yoton.ReceivingThread, Error in io thread.Out of memory", false);
+        return;
+    }
+    atomic_store(&c->last_rx, yti_now());
+    yti_mutex_lock(&c->rxlock);
+    c->rx.fd = fd;
+    c->rx.buf = buf;
+    yti_mutex_unlock(&c->rxlock);
+    setup_readers(c, fd);
     char errbuf[256];
-    const char *reason = receive_loop(c, fd, errbuf, sizeof errbuf);
+    const char *reason = receive_loop(c, errbuf, sizeof errbuf);
     if (reason)
         general_close(c, reason, false);
 }
@@ -1404,7 +1799,7 @@ bool yti_conn_congested(yt_connection *c)
            yti_conn_state(c) >= YTI_HOSTING;
 }
 
-bool yti_conn_reserve_direct(yt_connection *c)
+bool yti_conn_reserve_direct(yt_connection *c, size_t n)
 {
     if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
         return false;
@@ -1421,21 +1816,26 @@ bool yti_conn_reserve_direct(yt_connection *c)
         return false;
     /* The queue is re-checked under the write lock: the sender pops only while holding it, and
      * nothing is pushed while the caller holds the context lock. */
-    if (c->wfd < 0 || c->pending || yti_queue_len_hint(c->outq) != 0) {
+    if (c->wfd < 0 || c->npending || yti_queue_len_hint(c->outq) != 0) {
         yti_mutex_unlock(&c->wlock);
         return false;
     }
-    atomic_fetch_add_explicit(&c->direct_taken, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->direct_taken, n, memory_order_relaxed);
     return true;
 }
 
-void yti_conn_write_direct(yt_connection *c, yti_pkg *p)
+void yti_conn_write_direct(yt_connection *c, yti_pkg **v, size_t n)
 {
-    unsigned char hdr[YTI_HEADER_SIZE];
-    struct iovec iov[2];
+    unsigned char hdr[YTI_DIRECT_MAX][YTI_HEADER_SIZE];
+    struct iovec iov[2 * YTI_DIRECT_MAX];
     struct msghdr mh = {0};
+    size_t k = 0, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        k += pkg_iov(v[i], hdr[i], 0, iov + k);
+        total += YTI_HEADER_SIZE + v[i]->len;
+    }
     mh.msg_iov = iov;
-    mh.msg_iovlen = pkg_iov(p, hdr, 0, iov);
+    mh.msg_iovlen = k;
     ssize_t w;
     do {
         w = sendmsg(c->wfd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -1444,17 +1844,27 @@ void yti_conn_write_direct(yt_connection *c, yti_pkg *p)
     if (w < 0)
         w = 0;
     atomic_store_explicit(&c->last_direct, yti_now(), memory_order_relaxed);
-    if ((size_t)w == YTI_HEADER_SIZE + p->len) {
+    if ((size_t)w == total) {
         yti_mutex_unlock(&c->wlock);
-        yti_pkg_unref(p);
-        count_written(c, 1);
+        for (size_t i = 0; i < n; i++)
+            yti_pkg_unref(v[i]);
+        count_written(c, n);
         return;
     }
-    /* The socket took only part of it: the sender thread writes the rest, blocking as it may
-     * and the caller may not, before anything else. */
-    c->pending = p;
-    c->pending_off = (size_t)w;
+    /* The socket took only part: the sender thread writes the rest, blocking as it may and
+     * the caller may not, before anything else. */
+    size_t off = (size_t)w, i = 0, whole = 0;
+    while (off >= YTI_HEADER_SIZE + v[i]->len) {
+        off -= YTI_HEADER_SIZE + v[i]->len;
+        yti_pkg_unref(v[i++]);
+        whole++;
+    }
+    for (c->npending = 0; i < n; i++)
+        c->pending[c->npending++] = v[i];
+    c->pending_off = off;
     yti_mutex_unlock(&c->wlock);
+    if (whole)
+        count_written(c, whole);
     yti_queue_kick(c->outq);
 }
 
@@ -1653,6 +2063,10 @@ static void general_close(yt_connection *c, const char *reason, bool notify)
         shutdown(c->hs_fd, SHUT_RDWR);
     yti_cond_broadcast(&c->cond);
     yti_mutex_unlock(&c->lock);
+    /* The receiver and a leader wait in epoll (a handed-off socket is not shut down for
+     * reading, and a shutdown wakes only one of them). */
+    kick_receiver(c);
+    kick_leader(c);
     yti_queue_close(c->outq);
 
     emit_closed_once(c);

@@ -772,6 +772,11 @@ int yti_context_send(yt_context *ctx, yti_pkg *p)
 
 int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full)
 {
+    return yti_context_send_many(ctx, &p, 1, refuse_when_full);
+}
+
+int yti_context_send_many(yt_context *ctx, yti_pkg **v, size_t n, bool refuse_when_full)
+{
     /* The common case takes the context lock once: congestion is seen from the queue lengths
      * (exact enough here: only senders add to them, under this lock), and only a congested
      * link sends the caller off to wait without the lock. */
@@ -790,38 +795,47 @@ int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full)
         }
     }
     if (!any && refuse_when_full)
-        full = yti_queue_len(ctx->startup) >= yti_queue_max(ctx->startup);
+        full = yti_queue_len(ctx->startup) + n > yti_queue_max(ctx->startup);
     if (full) {
         yti_mutex_unlock(&ctx->lock);
-        yti_pkg_unref(p);
+        for (size_t k = 0; k < n; k++)
+            yti_pkg_unref(v[k]);
         return yti_error(YT_EFULL, "A queue on the way out is full; nothing was sent");
     }
-    p->source_id = ctx->id;
-    p->source_seq = ++ctx->send_seq;
-    /* Sent packages take a place in the same local order as received ones, so that "which
-     * came last here" has one answer (state channels rely on it). */
-    p->recv_seq = ++ctx->recv_seq;
-    /* A link with nothing queued and no write in progress gets the package written by this
-     * thread, after the lock is released (the reservation keeps its order). */
+    for (size_t k = 0; k < n; k++) {
+        v[k]->source_id = ctx->id;
+        v[k]->source_seq = ++ctx->send_seq;
+        /* Sent packages take a place in the same local order as received ones, so that
+         * "which came last here" has one answer (state channels rely on it). */
+        v[k]->recv_seq = ++ctx->recv_seq;
+    }
+    /* A link with nothing queued and no write in progress gets the packages written by this
+     * thread, after the lock is released (the reservation keeps their order). */
     yt_connection *direct[DIRECT_MAX];
     size_t nd = 0;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
         if (yti_conn_state(c) < YTI_WAITING)
             continue;
-        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c))
+        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c, n))
             direct[nd++] = yt_connection_ref(c);
         else
-            yti_conn_push(c, yti_pkg_ref(p));
+            for (size_t k = 0; k < n; k++)
+                yti_conn_push(c, yti_pkg_ref(v[k]));
     }
     if (!any)
-        yti_queue_push(ctx->startup, yti_pkg_ref(p));
+        for (size_t k = 0; k < n; k++)
+            yti_queue_push(ctx->startup, yti_pkg_ref(v[k]));
     yti_mutex_unlock(&ctx->lock);
     for (size_t i = 0; i < nd; i++) {
-        yti_conn_write_direct(direct[i], yti_pkg_ref(p));
+        yti_pkg *w[YTI_DIRECT_MAX];
+        for (size_t k = 0; k < n; k++)
+            w[k] = yti_pkg_ref(v[k]);
+        yti_conn_write_direct(direct[i], w, n);
         yt_connection_release(direct[i]);
     }
-    yti_pkg_unref(p);
+    for (size_t k = 0; k < n; k++)
+        yti_pkg_unref(v[k]);
     return YT_OK;
 }
 
@@ -929,6 +943,20 @@ size_t yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg **v, si
     if (new_connection)
         notify_new_connection(ctx);
     return i;
+}
+
+int yti_context_lead(yt_context *ctx, yti_queue *q, uint64_t deadline)
+{
+    yt_connection *c = NULL;
+    yti_mutex_lock(&ctx->lock);
+    if (ctx->nconns == 1)
+        c = yt_connection_ref(ctx->conns[0]);
+    yti_mutex_unlock(&ctx->lock);
+    if (!c)
+        return YTI_LEAD_NONE;
+    int r = yti_conn_lead(c, q, deadline);
+    yt_connection_release(c);
+    return r;
 }
 
 bool yti_context_link_alive(yt_context *ctx, uint64_t link_id)

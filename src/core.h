@@ -80,14 +80,24 @@ int yti_conn_set_local(yt_connection *c, const char *host);
 bool yti_conn_queue_full(yt_connection *c);
 /* More than YTI_OUTQ_THRESHOLD packages queued on a connected link (a hint, no lock). */
 bool yti_conn_congested(yt_connection *c);
-/* Called under the context lock for a package about to be sent: true when the calling thread
- * may write it to the socket itself (connected, nothing queued or half-written, no write in
- * progress, and not in the middle of a stream of sends). On true the connection's write lock
- * is held until yti_conn_write_direct, which must follow after the context lock is released. */
-bool yti_conn_reserve_direct(yt_connection *c);
-/* Writes p (consumed) without blocking; what the socket does not take is finished by the
- * sender thread. Releases the write lock taken by yti_conn_reserve_direct. */
-void yti_conn_write_direct(yt_connection *c, yti_pkg *p);
+/* At most this many packages are written by one direct write. */
+#define YTI_DIRECT_MAX 2
+/* Called under the context lock for n (1..YTI_DIRECT_MAX) packages about to be sent: true when
+ * the calling thread may write them to the socket itself (connected, nothing queued or
+ * half-written, no write in progress, and not in the middle of a stream of sends). On true the
+ * connection's write lock is held until yti_conn_write_direct, which must follow after the
+ * context lock is released. */
+bool yti_conn_reserve_direct(yt_connection *c, size_t n);
+/* A popper of q about to sleep until deadline reads c's socket itself (see connection.c, "Who
+ * reads the socket"): YTI_LEAD_DONE when it waited or read (look at q again), YTI_LEAD_NONE
+ * when it cannot now (sleep as usual). No lock held. */
+int yti_conn_lead(yt_connection *c, yti_queue *q, uint64_t deadline);
+/* How many reads of c's socket leaders did (tests, diagnostics). */
+uint64_t yti_conn_led(yt_connection *c);
+/* Writes v[0..n) (consumed; n as reserved) in one system call without blocking; what the
+ * socket does not take is finished by the sender thread. Releases the write lock taken by
+ * yti_conn_reserve_direct. */
+void yti_conn_write_direct(yt_connection *c, yti_pkg **v, size_t n);
 /* Pushes into the out-queue without waiting (consumes p). */
 void yti_conn_push(yt_connection *c, yti_pkg *p);
 /* Pushes ignoring the bound (startup queue moving in; consumes p). */
@@ -141,6 +151,9 @@ size_t yti_context_deliver(yt_context *ctx, yt_connection *from, yti_pkg **v, si
  * fails with YT_EFULL (sending nothing) instead of letting any of those queues discard. */
 int yti_context_send(yt_context *ctx, yti_pkg *p);
 int yti_context_send_ex(yt_context *ctx, yti_pkg *p, bool refuse_when_full);
+/* Sends v[0..n) (each consumed; 1 <= n <= YTI_DIRECT_MAX) as yti_context_send_ex does, in
+ * order, as one: a link that is idle gets them in one write. */
+int yti_context_send_many(yt_context *ctx, yti_pkg **v, size_t n, bool refuse_when_full);
 /* True while the connection with that link id is connected. */
 bool yti_context_link_alive(yt_context *ctx, uint64_t link_id);
 /* Registers ch for sending on slot_out and receiving on slot_in (0 = none).
@@ -152,6 +165,9 @@ void yti_context_unregister(yt_context *ctx, yt_channel *ch);
  * context lock; yt_context_free waits until every hold is released. Take holds only through
  * yti_channel_hold_ctx (under the channel lock, so none can start once channels are detached). */
 void yti_context_hold(yt_context *ctx);
+/* yti_conn_lead on the context's connection when it has exactly one; else YTI_LEAD_NONE. The
+ * caller holds ctx (yti_channel_hold_ctx). */
+int yti_context_lead(yt_context *ctx, yti_queue *q, uint64_t deadline);
 void yti_context_unhold(yt_context *ctx);
 yt_loop *yti_context_loop(yt_context *ctx);
 const yti_conn_config *yti_context_config(yt_context *ctx);

@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,6 +59,37 @@ int yti_net_poll_in(int fd, uint64_t deadline)
         if (errno != EINTR)
             return -errno;
     }
+}
+
+int yti_net_epoll_wait(int ep, struct epoll_event *ev, int max, uint64_t deadline)
+{
+    static atomic_bool no_pwait2;
+    struct timespec ts, *tsp = NULL;
+    uint64_t now = 0;
+    if (deadline != YTI_FOREVER) {
+        now = yti_now();
+        uint64_t rel = deadline > now ? deadline - now : 0;
+        ts.tv_sec = (time_t)(rel / 1000000000u);
+        ts.tv_nsec = (long)(rel % 1000000000u);
+        tsp = &ts;
+    }
+    int n = -1;
+    if (!atomic_load_explicit(&no_pwait2, memory_order_relaxed)) {
+        n = epoll_pwait2(ep, ev, max, tsp, NULL);
+        if (n < 0 && errno == ENOSYS)
+            atomic_store_explicit(&no_pwait2, true, memory_order_relaxed);
+        else
+            return n < 0 ? -errno : n;
+    }
+    /* Before Linux 5.11: milliseconds, rounded up so that a deadline is never met early. */
+    int ms = -1;
+    if (tsp) {
+        uint64_t rel = deadline > now ? deadline - now : 0;
+        uint64_t m = (rel + 999999u) / 1000000u;
+        ms = m > 1000000u ? 1000000 : (int)m;
+    }
+    n = epoll_wait(ep, ev, max, ms);
+    return n < 0 ? -errno : n;
 }
 
 int yti_net_resolve_host(const char *host, int family, yti_sockaddr *out)

@@ -55,5 +55,10 @@ int yti_net_write_all(int fd, const void *buf, size_t len);
 /* Polls fd for reading until deadline (monotonic ns, YTI_FOREVER); 1 ready, 0 timed out,
  * -errno on error. */
 int yti_net_poll_in(int fd, uint64_t deadline);
+struct epoll_event;
+/* epoll_wait on ep until deadline (monotonic ns, YTI_FOREVER), with nanosecond precision where
+ * the kernel has epoll_pwait2. Returns the number of events (0: the deadline passed), or -errno
+ * (-EINTR included). */
+int yti_net_epoll_wait(int ep, struct epoll_event *ev, int max, uint64_t deadline);
 
 #endif

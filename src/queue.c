@@ -79,6 +79,12 @@ struct yti_queue {
     throttle_waiter *throttled; /* throttled pushers asleep */
     uint64_t discarded;
     uint64_t pushed;
+    yti_lead_fn lead;          /* see yti_queue_set_leader */
+    void *lead_arg;
+    bool leading;              /* a popper is in lead() */
+    bool poked;                /* yti_queue_poke with no leader armed */
+    void (*kick)(void *);      /* an armed leader's wake-up */
+    void *kick_arg;
 };
 
 yti_queue *yti_queue_new(size_t max, yt_discard_mode mode)
@@ -172,6 +178,13 @@ static yti_pkg *take_first(yti_queue *q)
     return p;
 }
 
+/* Wakes an armed leader (mutex held). */
+static void kick_leader(yti_queue *q)
+{
+    if (q->kick)
+        q->kick(q->kick_arg);
+}
+
 /* Wakes sleepers in pop/pop_many/wait after a package was added. */
 static void wake_poppers(yti_queue *q)
 {
@@ -226,6 +239,7 @@ static int push_locked(yti_queue *q, yti_pkg *p, yti_pkg **drop, bool wake)
     }
     append(q, p);
     q->pushed++;
+    kick_leader(q);
     if (wake)
         wake_poppers(q);
     return YT_OK;
@@ -378,6 +392,7 @@ static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
             append(q, p);
             q->pushed++;
         }
+        kick_leader(q);
         wake_poppers(q);
     }
     yti_mutex_unlock(&q->mu);
@@ -410,6 +425,17 @@ static int wait_nonempty(yti_queue *q, uint64_t deadline, size_t *sleepers)
             return YT_OK;
         if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline))
             return yti_error(YT_ETIMEDOUT, "Timed out waiting for a package");
+        if (q->lead && !q->leading) {
+            q->leading = true;
+            yti_mutex_unlock(&q->mu);
+            int r = q->lead(q->lead_arg, q, deadline);
+            yti_mutex_lock(&q->mu);
+            q->leading = false;
+            if (r == YTI_LEAD_DONE)
+                continue;
+            if (q->closed || q->len)
+                continue;
+        }
         (*sleepers)++;
         yti_cond_until(&q->nonempty, &q->mu, deadline);
         (*sleepers)--;
@@ -505,11 +531,51 @@ void yti_queue_set_consumer(yti_queue *q, bool active)
     yti_mutex_unlock(&q->mu);
 }
 
+void yti_queue_set_leader(yti_queue *q, yti_lead_fn lead, void *arg)
+{
+    yti_mutex_lock(&q->mu);
+    q->lead = lead;
+    q->lead_arg = arg;
+    yti_mutex_unlock(&q->mu);
+}
+
+bool yti_queue_lead_arm(yti_queue *q, void (*kick)(void *), void *kick_arg)
+{
+    yti_mutex_lock(&q->mu);
+    bool arm = !q->closed && !q->len && !q->poked;
+    q->poked = false;
+    if (arm) {
+        q->kick = kick;
+        q->kick_arg = kick_arg;
+    }
+    yti_mutex_unlock(&q->mu);
+    return arm;
+}
+
+void yti_queue_poke(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    if (q->kick)
+        kick_leader(q);
+    else
+        q->poked = true;
+    yti_mutex_unlock(&q->mu);
+}
+
+void yti_queue_lead_disarm(yti_queue *q)
+{
+    yti_mutex_lock(&q->mu);
+    q->kick = NULL;
+    q->kick_arg = NULL;
+    yti_mutex_unlock(&q->mu);
+}
+
 void yti_queue_close(yti_queue *q)
 {
     yti_mutex_lock(&q->mu);
     if (!q->closed) {
         q->closed = true;
+        kick_leader(q);
         if (q->poppers || q->watchers)
             yti_cond_broadcast(&q->nonempty);
         if (q->throttled)

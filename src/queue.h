@@ -75,6 +75,24 @@ int yti_queue_wait(yti_queue *q, uint64_t deadline);
  * consumer has other work (a connection's sender: finishing a write another thread began). */
 void yti_queue_kick(yti_queue *q);
 
+/*
+ * Leading (see connection.c, "Who reads the socket"). A popper that would sleep with a deadline
+ * first calls lead(arg, q, deadline) with no lock held; it returns YTI_LEAD_DONE when it waited
+ * or read in its stead (the popper looks at the queue again), YTI_LEAD_NONE when it could not
+ * (the popper sleeps as usual). One popper at a time leads. Set once, before any pop.
+ */
+enum { YTI_LEAD_NONE = 0, YTI_LEAD_DONE = 1 };
+typedef int (*yti_lead_fn)(void *arg, yti_queue *q, uint64_t deadline);
+void yti_queue_set_leader(yti_queue *q, yti_lead_fn lead, void *arg);
+/* A leader about to block: false when the queue is already non-empty or closed (do not
+ * block). Otherwise, until yti_queue_lead_disarm, every push and the close call kick(kick_arg)
+ * (under the queue's mutex: it must not block or take locks). */
+bool yti_queue_lead_arm(yti_queue *q, void (*kick)(void *), void *kick_arg);
+void yti_queue_lead_disarm(yti_queue *q);
+/* Something a leader of q waits for happened without a push (a future completed): kicks the
+ * armed leader, or makes the next yti_queue_lead_arm fail once (the leader looks again). */
+void yti_queue_poke(yti_queue *q);
+
 /* Marks whether a consumer (a sender thread) is draining the queue; see push_throttled. */
 void yti_queue_set_consumer(yti_queue *q, bool active);
 

@@ -17,6 +17,7 @@
 #include <string.h>
 
 static void wake_watchers(yt_channel *ch);
+static int channel_lead(void *arg, yti_queue *q, uint64_t deadline);
 
 /* Bit of ch->after above the YTI_WAKE_* values: emit received and wake watchers. */
 #define DEPOSIT_NOTIFY 4
@@ -109,6 +110,8 @@ int yti_channel_create(yt_context *ctx, yti_channel_kind kind, const char *base,
     rc = YT_ENOMEM;
     if (with_queue && !(ch->q = yti_queue_new(cfg->queue_size, cfg->discard)))
         goto fail;
+    if (ch->q)
+        yti_queue_set_leader(ch->q, channel_lead, ch);
     if (yt_signal_new(cfg->loop, ch, true, &ch->received) != YT_OK)
         goto fail;
     rc = yti_context_register(ctx, ch, ch->slot_out, ch->slot_in, name_out, name_in);
@@ -199,6 +202,23 @@ void yt_channel_free(yt_channel *ch)
 bool yt_channel_closed(yt_channel *ch)
 {
     return !ch || atomic_load(&ch->closed);
+}
+
+/* A popper of ch's queue about to sleep reads the socket of the context's connection itself
+ * (connection.c, "Who reads the socket"). ch is alive: the popper holds a reference. */
+static int channel_lead(void *arg, yti_queue *q, uint64_t deadline)
+{
+    return yti_channel_lead_on(arg, q, deadline);
+}
+
+int yti_channel_lead_on(yt_channel *ch, yti_queue *q, uint64_t deadline)
+{
+    yt_context *ctx = yti_channel_hold_ctx(ch);
+    if (!ctx)
+        return YTI_LEAD_NONE;
+    int r = yti_context_lead(ctx, q, deadline);
+    yti_context_unhold(ctx);
+    return r;
 }
 
 yt_context *yti_channel_hold_ctx(yt_channel *ch)
@@ -487,12 +507,18 @@ int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p)
 
 int yti_channel_send_raw(yt_channel *ch, yti_pkg *p)
 {
+    return yti_channel_send_raw_many(ch, &p, 1);
+}
+
+int yti_channel_send_raw_many(yt_channel *ch, yti_pkg **v, size_t n)
+{
     yt_context *ctx = yti_channel_hold_ctx(ch);
     if (!ctx) {
-        yti_pkg_unref(p);
+        for (size_t i = 0; i < n; i++)
+            yti_pkg_unref(v[i]);
         return yti_error(YT_ECLOSED, "The channel is closed");
     }
-    int rc = yti_context_send_ex(ctx, p, atomic_load(&ch->refuse_when_full));
+    int rc = yti_context_send_many(ctx, v, n, atomic_load(&ch->refuse_when_full));
     yti_context_unhold(ctx);
     return rc;
 }

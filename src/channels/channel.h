@@ -113,6 +113,10 @@ void yti_channel_after_recv_hook(yt_channel *ch);
 
 /* The channel's context, held (release with yti_context_unhold), or NULL when closed. */
 yt_context *yti_channel_hold_ctx(yt_channel *ch);
+/* A thread about to sleep until deadline waiting for something that q (a queue of ch's) will
+ * receive reads the socket of ch's context instead (yti_context_lead). YTI_LEAD_DONE: look
+ * again; YTI_LEAD_NONE: sleep as usual. The caller holds a reference to ch. */
+int yti_channel_lead_on(yt_channel *ch, yti_queue *q, uint64_t deadline);
 /* Shows the application alive to the channel's context (heartbeat policy "app"). */
 void yti_channel_touch(yt_channel *ch);
 /* Sends a package (consumed) through the channel's context, through the kind's send hook if it
@@ -120,5 +124,8 @@ void yti_channel_touch(yt_channel *ch);
 int yti_channel_send_pkg(yt_channel *ch, yti_pkg *p);
 /* Sends a package (consumed) through the channel's context, bypassing the send hook. */
 int yti_channel_send_raw(yt_channel *ch, yti_pkg *p);
+/* Sends v[0..n) (each consumed; n <= YTI_DIRECT_MAX) in order, bypassing the send hook, as one
+ * (yti_context_send_many: an idle link gets them in one write). */
+int yti_channel_send_raw_many(yt_channel *ch, yti_pkg **v, size_t n);
 
 #endif

@@ -104,6 +104,7 @@ struct yt_future {
     unsigned char *req; /* the encoded (name, args, kwargs) */
     size_t req_len;
     yt_loop *loop;
+    yti_queue *inbox; /* the channel's; used while ch is set (a waiter leads on it) */
     /* Guarded by the channel's req lock. */
     bool listed; /* in the channel's table */
     /* Guarded by lock. */
@@ -120,6 +121,7 @@ struct yt_future {
     cb_entry *cbs;
     size_t ncbs, capcbs;
     bool cbs_flushed; /* done, and every callback added so far was posted */
+    int leading;      /* waiters reading the socket instead of sleeping on cond */
 };
 
 typedef struct req_impl {
@@ -171,6 +173,8 @@ static void finish_locked(yt_future *f, int rc, bool cancelled, yt_value *value,
     f->value = value;
     f->message = msg ? strdup(msg) : NULL;
     yti_cond_broadcast(&f->cond);
+    if (f->leading)
+        yti_queue_poke(f->inbox);
 }
 
 typedef struct cb_post {
@@ -404,10 +408,20 @@ static void req_handle_ack(yt_channel *ch, const yti_pkg *p, uint64_t id)
     if (!f)
         return;
     yti_mutex_lock(&r->send_lock);
-    yti_pkg *q = yti_pkg_from(f->req, f->req_len, ch->slot_out, p->source_id, id);
-    int rc = q ? yti_channel_send_pkg(ch, q) : yti_error(YT_ENOMEM, "Out of memory");
-    /* Every other replier that acknowledged (or was about to) moves on. */
-    req_send_ctl(ch, "req-", id);
+    /* The request, then the withdrawal that moves every other replier that acknowledged (or
+     * was about to) on: sent as one, so an idle link gets both in one write. */
+    yti_pkg *v[2] = {yti_pkg_from(f->req, f->req_len, ch->slot_out, p->source_id, id),
+                     yti_pkg_from("req-", 4, ch->slot_out, 0, YTI_REF + id)};
+    int rc;
+    if (v[0] && v[1]) {
+        rc = yti_channel_send_raw_many(ch, v, 2);
+    } else {
+        /* The request cannot go; the withdrawal still should. */
+        yti_pkg_unref(v[0]);
+        if (v[1])
+            yti_channel_send_pkg(ch, v[1]);
+        rc = yti_error(YT_ENOMEM, "Out of memory");
+    }
     yti_mutex_unlock(&r->send_lock);
     if (rc != YT_OK) {
         if (yt_channel_closed(ch))
@@ -757,6 +771,7 @@ int yt_req_call(yt_channel *req, const char *method, const yt_value *args,
     yti_mutex_init(&f->lock);
     yti_cond_init(&f->cond);
     f->loop = r->loop;
+    f->inbox = r->inbox;
     f->ch = yti_channel_ref(req);
     f->state = F_PENDING;
     f->first_send = yti_now();
@@ -855,7 +870,20 @@ static bool future_wait(yt_future *f, uint64_t deadline)
         uint64_t now = yti_now();
         if (f->state != F_DONE && now < deadline) {
             uint64_t step = yti_deadline(WAIT_STEP_S);
-            yti_cond_until(&f->cond, &f->lock, step < deadline ? step : deadline);
+            uint64_t until = step < deadline ? step : deadline;
+            int led = YTI_LEAD_NONE;
+            if (ch && f->ch) {
+                /* Read the socket rather than wait for the receiver thread to (see
+                 * connection.c, "Who reads the socket"): the reply is handled on this thread.
+                 * A completion from elsewhere pokes the inbox, which wakes this thread. */
+                f->leading++;
+                yti_mutex_unlock(&f->lock);
+                led = yti_channel_lead_on(ch, f->inbox, until);
+                yti_mutex_lock(&f->lock);
+                f->leading--;
+            }
+            if (led == YTI_LEAD_NONE && f->state != F_DONE)
+                yti_cond_until(&f->cond, &f->lock, until);
         }
         bool done = f->state == F_DONE;
         yti_mutex_unlock(&f->lock);
