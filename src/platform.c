@@ -6,15 +6,11 @@
 #include "util.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 static void yti_fatal(const char *what, int err)
 {
@@ -64,76 +60,56 @@ void yti_mutex_unlock(yti_mutex *m)
         yti_fatal("pthread_mutex_unlock", rc);
 }
 
-_Static_assert(sizeof(atomic_uint) == sizeof(int), "a futex word is 32 bits");
-
 void yti_cond_init(yti_cond *c)
 {
-    atomic_init(&c->seq, 0);
-    atomic_init(&c->waiters, 0);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    int rc = pthread_cond_init(&c->c, &a);
+    pthread_condattr_destroy(&a);
+    if (rc)
+        yti_fatal("pthread_cond_init", rc);
 }
 
 void yti_cond_destroy(yti_cond *c)
 {
-    if (atomic_load(&c->waiters))
-        yti_fatal("yti_cond_destroy", EBUSY);
-}
-
-static long futex(atomic_uint *word, int op, unsigned val, const struct timespec *ts)
-{
-    return syscall(SYS_futex, (unsigned *)word, op, val, ts, NULL, FUTEX_BITSET_MATCH_ANY);
-}
-
-/* One sleep: false when the deadline passed. The caller holds m; it is held again on return. */
-static bool cond_sleep(yti_cond *c, yti_mutex *m, uint64_t deadline)
-{
-    /* The waiter count goes up and seq is read while m is held: a signaller that changed the
-     * state under m afterwards sees the count, and the futex sees its new seq. */
-    atomic_fetch_add(&c->waiters, 1);
-    unsigned seq = atomic_load(&c->seq);
-    yti_mutex_unlock(m);
-    struct timespec ts, *tsp = NULL;
-    if (deadline != YTI_FOREVER) {
-        ts.tv_sec = (time_t)(deadline / 1000000000u);
-        ts.tv_nsec = (long)(deadline % 1000000000u);
-        tsp = &ts;
-    }
-    /* FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC (no FUTEX_CLOCK_REALTIME). */
-    long rc = futex(&c->seq, FUTEX_WAIT_BITSET_PRIVATE, seq, tsp);
-    int err = rc == -1 ? errno : 0;
-    atomic_fetch_sub(&c->waiters, 1);
-    yti_mutex_lock(m);
-    if (rc == -1 && err != EAGAIN && err != EINTR && err != ETIMEDOUT)
-        yti_fatal("futex wait", err);
-    return err != ETIMEDOUT;
+    int rc = pthread_cond_destroy(&c->c);
+    if (rc)
+        yti_fatal("pthread_cond_destroy", rc);
 }
 
 void yti_cond_wait(yti_cond *c, yti_mutex *m)
 {
-    cond_sleep(c, m, YTI_FOREVER);
+    int rc = pthread_cond_wait(&c->c, &m->m);
+    if (rc)
+        yti_fatal("pthread_cond_wait", rc);
 }
 
 bool yti_cond_until(yti_cond *c, yti_mutex *m, uint64_t deadline)
 {
-    if (deadline != YTI_FOREVER && yti_now() >= deadline)
+    if (deadline == YTI_FOREVER) {
+        yti_cond_wait(c, m);
+        return true;
+    }
+    struct timespec ts;
+    ts.tv_sec = (time_t)(deadline / 1000000000u);
+    ts.tv_nsec = (long)(deadline % 1000000000u);
+    int rc = pthread_cond_timedwait(&c->c, &m->m, &ts);
+    if (rc == ETIMEDOUT)
         return false;
-    return cond_sleep(c, m, deadline);
-}
-
-static void cond_wake(yti_cond *c, unsigned n)
-{
-    atomic_fetch_add(&c->seq, 1);
-    if (atomic_load(&c->waiters))
-        futex(&c->seq, FUTEX_WAKE_PRIVATE, n, NULL);
+    if (rc)
+        yti_fatal("pthread_cond_timedwait", rc);
+    return true;
 }
 
 void yti_cond_signal(yti_cond *c)
 {
-    cond_wake(c, 1);
+    pthread_cond_signal(&c->c);
 }
 
 void yti_cond_broadcast(yti_cond *c)
 {
-    cond_wake(c, INT_MAX);
+    pthread_cond_broadcast(&c->c);
 }
 
 uint64_t yti_now(void)

@@ -21,17 +21,8 @@ typedef struct yti_mutex {
     pthread_mutex_t m;
 } yti_mutex;
 
-/*
- * A condition variable on a Linux futex: `seq` changes on every signal and a waiter sleeps until
- * it differs from the value read under the mutex. Unlike glibc's pthread_cond_t it re-takes the
- * mutex with an ordinary lock after waking (glibc marks it contended, so the next unlock is a
- * futex system call even with nobody waiting), and a signal with no waiter is two atomics, no
- * system call. Like any condition variable, a waiter may wake without a signal: callers loop on
- * their predicate. The state it guards must change under the mutex it is waited with.
- */
 typedef struct yti_cond {
-    atomic_uint seq;
-    atomic_uint waiters;
+    pthread_cond_t c;
 } yti_cond;
 
 typedef struct yti_thread {
