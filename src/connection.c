@@ -853,6 +853,23 @@ static bool lead_deliver(yt_connection *c, yt_context *ctx)
     return true;
 }
 
+/* A package of capacity cap for the header h at rx->pos, with the first `take` payload bytes
+ * from the buffer; rx->pos moves past them. NULL when out of memory (nothing consumed). */
+static yti_pkg *pkg_start(rx_shared *rx, const yti_header *h, size_t cap, size_t take)
+{
+    yti_pkg *p = yti_pkg_new(cap);
+    if (!p)
+        return NULL;
+    p->slot = h->slot;
+    p->source_id = h->source_id;
+    p->source_seq = h->source_seq;
+    p->dest_id = h->dest_id;
+    p->dest_seq = h->dest_seq;
+    memcpy(p->data, rx->buf + rx->pos + YTI_HEADER_SIZE, take);
+    rx->pos += YTI_HEADER_SIZE + take;
+    return p;
+}
+
 enum { PARSE_NEED, PARSE_FULL, PARSE_STOP };
 
 /*
@@ -880,16 +897,9 @@ static int parse_small(yt_connection *c, rx_shared *rx)
             return PARSE_STOP;
         if (rx->have - rx->pos - YTI_HEADER_SIZE < h.len)
             return PARSE_NEED; /* wait for the rest in the buffer */
-        yti_pkg *p = yti_pkg_new((size_t)h.len);
+        yti_pkg *p = pkg_start(rx, &h, (size_t)h.len, (size_t)h.len);
         if (!p)
             return PARSE_STOP;
-        p->slot = h.slot;
-        p->source_id = h.source_id;
-        p->source_seq = h.source_seq;
-        p->dest_id = h.dest_id;
-        p->dest_seq = h.dest_seq;
-        memcpy(p->data, rx->buf + rx->pos + YTI_HEADER_SIZE, (size_t)h.len);
-        rx->pos += YTI_HEADER_SIZE + (size_t)h.len;
         rx->v[rx->n++] = p;
     }
     return PARSE_NEED;
@@ -948,21 +958,14 @@ static const char *rx_special(yt_connection *c, rx_state *st, int fd, char *errb
         return errbuf;
     }
     size_t cap = h.len < GROW_START ? (size_t)h.len : GROW_START;
-    yti_pkg *p = yti_pkg_new(cap);
+    size_t avail = rx->have - rx->pos - YTI_HEADER_SIZE;
+    size_t take = avail < cap ? avail : cap;
+    yti_pkg *p = pkg_start(rx, &h, cap, take);
     if (!p) {
         snprintf(errbuf, errsize, "yoton.ReceivingThread, Error in io thread.Cannot "
                  "allocate %llu bytes", (unsigned long long)h.len);
         return errbuf;
     }
-    p->slot = h.slot;
-    p->source_id = h.source_id;
-    p->source_seq = h.source_seq;
-    p->dest_id = h.dest_id;
-    p->dest_seq = h.dest_seq;
-    size_t avail = rx->have - rx->pos - YTI_HEADER_SIZE;
-    size_t take = avail < cap ? avail : cap;
-    memcpy(p->data, rx->buf + rx->pos + YTI_HEADER_SIZE, take);
-    rx->pos += YTI_HEADER_SIZE + take;
     /* A large payload: the rest goes straight into its own buffer, rxlock held throughout (a
      * leader woken meanwhile finds it taken and kicks this thread). */
     while (take < h.len) {
