@@ -773,7 +773,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
         ssize_t n = recv(fd, buf, len, MSG_DONTWAIT);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
-                try_first = false;
+                try_first = st->full_read = false;
             if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
                 continue;
             return -errno;
