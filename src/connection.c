@@ -163,7 +163,7 @@ struct yt_connection {
     atomic_bool leading;                /* a thread is leading */
     atomic_bool rx_handback;            /* the receiver has work a leader left it: nobody leads */
     atomic_bool rx_busy;                /* the receiver holds rxlock outside its wait */
-    atomic_bool rx_tcp;                 /* quick-acks apply */
+    atomic_bool rx_tcp;                 /* quick-acks apply (not to Unix sockets) */
     atomic_bool rx_timed_out;           /* timedout(true) was the last edge emitted */
     atomic_uint_least64_t last_rx;      /* monotonic ns of the last byte read */
     atomic_uint_least64_t led;          /* reads done by leaders */
@@ -607,7 +607,6 @@ static void *sender_main(void *arg)
  */
 
 typedef struct rx_state {
-    bool tcp;       /* quick-acks apply (not to Unix sockets) */
     long drain;     /* bytes still to read after the close (-1: not closed yet) */
     bool full_read; /* the last read filled its buffer: more is likely waiting */
     bool woke;      /* the last wait ended by a wake-up: try reading first */
@@ -663,8 +662,9 @@ static void set_timed_out(yt_connection *c, bool on)
 
 /* After reading n > 0 bytes into a buffer of room bytes; `partial`: the start of a package was
  * already there. Every byte counts as life. */
-static void note_read(yt_connection *c, bool tcp, int fd, size_t n, size_t room, bool partial)
+static void note_read(yt_connection *c, int fd, size_t n, size_t room, bool partial)
 {
+    bool tcp = atomic_load_explicit(&c->rx_tcp, memory_order_relaxed);
     /* Acknowledge at once while a stream flows. Linux delays ACKs and leaves quick-ack mode by
      * itself; a peer sending from a small socket buffer (the reference uses 10 KiB) then waits
      * for each delayed ACK, and 64 MiB from Python took 40 s instead of 0.15 s. Set after each
@@ -780,7 +780,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
         }
         st->full_read = n > 0 && (size_t)n == len;
         if (n > 0)
-            note_read(c, st->tcp, fd, (size_t)n, len, st->partial);
+            note_read(c, fd, (size_t)n, len, st->partial);
         return n;
     }
 }
@@ -1004,12 +1004,7 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
     yti_mutex_lock(&c->rxlock);
     atomic_store_explicit(&c->rx_busy, true, memory_order_relaxed);
     int fd = rx->fd;
-    rx_state st = {.tcp = true, .drain = -1};
-    int dom = 0;
-    socklen_t dl = sizeof dom;
-    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX)
-        st.tcp = false;
-    atomic_store(&c->rx_tcp, st.tcp);
+    rx_state st = {.drain = -1};
     const char *reason = NULL;
 
     for (;;) {
@@ -1055,7 +1050,6 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
 static bool lead_read(yt_connection *c, yt_context *ctx, bool *more)
 {
     rx_shared *rx = &c->rx;
-    bool tcp = atomic_load_explicit(&c->rx_tcp, memory_order_relaxed);
     for (int round = 0; round < 4; round++) {
         size_t room = RBUF_SIZE - rx->have;
         bool partial = rx->have > 0;
@@ -1072,7 +1066,7 @@ static bool lead_read(yt_connection *c, yt_context *ctx, bool *more)
         }
         rx->have += (size_t)n;
         atomic_fetch_add_explicit(&c->led, 1, memory_order_relaxed);
-        note_read(c, tcp, rx->fd, (size_t)n, room, partial);
+        note_read(c, rx->fd, (size_t)n, room, partial);
         int pr;
         while ((pr = parse_small(c, rx)) == PARSE_FULL)
             if (!lead_deliver(c, ctx))
@@ -1308,6 +1302,10 @@ static void run_receiver(yt_connection *c)
         return;
     }
     atomic_store(&c->last_rx, yti_now());
+    int dom = 0;
+    socklen_t dl = sizeof dom;
+    atomic_store(&c->rx_tcp,
+                 !(getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == 0 && dom == AF_UNIX));
     yti_mutex_lock(&c->rxlock);
     c->rx.fd = fd;
     c->rx.buf = buf;

@@ -40,19 +40,26 @@ int yti_net_write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
+/* Milliseconds from now until deadline for poll/epoll_wait: -1 for YTI_FOREVER, rounded up
+ * (a deadline is never met early), at most 1000 s (the caller loops). */
+static int ms_until(uint64_t deadline)
+{
+    if (deadline == YTI_FOREVER)
+        return -1;
+    uint64_t now = yti_now();
+    uint64_t m = deadline > now ? (deadline - now + 999999u) / 1000000u : 0;
+    return m > 1000000u ? 1000000 : (int)m;
+}
+
 int yti_net_poll_in(int fd, uint64_t deadline)
 {
     for (;;) {
-        double rem = yti_remaining(deadline);
-        int ms = rem < 0 ? -1 : (int)(rem * 1000.0 + 0.999);
-        if (ms > 1000000)
-            ms = 1000000;
         struct pollfd p = {.fd = fd, .events = POLLIN};
-        int rc = poll(&p, 1, ms);
+        int rc = poll(&p, 1, ms_until(deadline));
         if (rc > 0)
             return 1;
         if (rc == 0) {
-            if (rem >= 0 && yti_remaining(deadline) <= 0)
+            if (deadline != YTI_FOREVER && yti_now() >= deadline)
                 return 0;
             continue;
         }
@@ -65,9 +72,8 @@ int yti_net_epoll_wait(int ep, struct epoll_event *ev, int max, uint64_t deadlin
 {
     static atomic_bool no_pwait2;
     struct timespec ts, *tsp = NULL;
-    uint64_t now = 0;
     if (deadline != YTI_FOREVER) {
-        now = yti_now();
+        uint64_t now = yti_now();
         uint64_t rel = deadline > now ? deadline - now : 0;
         ts.tv_sec = (time_t)(rel / 1000000000u);
         ts.tv_nsec = (long)(rel % 1000000000u);
@@ -81,14 +87,8 @@ int yti_net_epoll_wait(int ep, struct epoll_event *ev, int max, uint64_t deadlin
         else
             return n < 0 ? -errno : n;
     }
-    /* Before Linux 5.11: milliseconds, rounded up so that a deadline is never met early. */
-    int ms = -1;
-    if (tsp) {
-        uint64_t rel = deadline > now ? deadline - now : 0;
-        uint64_t m = (rel + 999999u) / 1000000u;
-        ms = m > 1000000u ? 1000000 : (int)m;
-    }
-    n = epoll_wait(ep, ev, max, ms);
+    /* Before Linux 5.11 (and under valgrind): milliseconds. */
+    n = epoll_wait(ep, ev, max, ms_until(deadline));
     return n < 0 ? -errno : n;
 }
 
