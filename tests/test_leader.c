@@ -70,20 +70,32 @@ typedef struct bouncer {
     bool ordered;
 } bouncer;
 
+/* Receives message number i ("0", "1", ...): 1 when it came and was i, 0 when it came out of
+ * order, -1 when nothing came. */
+static int recv_number(yt_channel *ch, int i)
+{
+    yt_msg *m = NULL;
+    if (yt_channel_recv(ch, 5.0, &m) != YT_OK)
+        return -1;
+    char want[32];
+    snprintf(want, sizeof want, "%d", i);
+    int ok = yt_msg_size(m) == strlen(want) && memcmp(yt_msg_data(m), want, strlen(want)) == 0;
+    yt_msg_free(m);
+    return ok;
+}
+
 static void *bounce(void *arg)
 {
     bouncer *b = arg;
     for (int i = 0; i < b->rounds; i++) {
-        yt_msg *m = NULL;
-        if (yt_channel_recv(b->in, 5.0, &m) != YT_OK)
+        int r = recv_number(b->in, i);
+        if (r < 0)
             break;
-        char want[32];
-        snprintf(want, sizeof want, "%d", i);
-        b->ordered = b->ordered && yt_msg_size(m) == strlen(want) &&
-                     memcmp(yt_msg_data(m), want, strlen(want)) == 0;
-        yt_msg_free(m);
+        b->ordered = b->ordered && r;
         b->got++;
-        yt_channel_send_text(b->out, want);
+        char text[32];
+        snprintf(text, sizeof text, "%d", i);
+        yt_channel_send_text(b->out, text);
     }
     return NULL;
 }
@@ -105,15 +117,13 @@ static void test_waiting_threads_read(void)
     int got = 0;
     bool ordered = true;
     for (int i = 0; i < 300; i++) {
-        char want[32];
-        snprintf(want, sizeof want, "%d", i);
-        yt_channel_send_text(pa, want);
-        yt_msg *m = NULL;
-        if (yt_channel_recv(sa, 5.0, &m) != YT_OK)
+        char text[32];
+        snprintf(text, sizeof text, "%d", i);
+        yt_channel_send_text(pa, text);
+        int r = recv_number(sa, i);
+        if (r < 0)
             break;
-        ordered = ordered && yt_msg_size(m) == strlen(want) &&
-                  memcmp(yt_msg_data(m), want, strlen(want)) == 0;
-        yt_msg_free(m);
+        ordered = ordered && r;
         got++;
     }
     pthread_join(t, NULL);

@@ -576,6 +576,24 @@ static bool exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
+/* path is a socket file only its owner may use (mode 0600). */
+static bool is_private_socket(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && (st.st_mode & 0777) == 0600;
+}
+
+/* A Unix stream socket bound at path (the file made), not listening. Closed at once it leaves
+ * what a crashed process leaves: a file nobody listens on. */
+static int bind_path(const char *path)
+{
+    int rfd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
+    CU_ASSERT_EQUAL_FATAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
+    return rfd;
+}
+
 static void test_ipc_file_mode_and_removal(void)
 {
     char path[64], addr[160];
@@ -588,10 +606,7 @@ static void test_ipc_file_mode_and_removal(void)
     int rc = yt_context_bind(a, addr, 5, "host", &ca);
     umask(old);
     CU_ASSERT_EQUAL_FATAL(rc, YT_OK);
-    struct stat st;
-    CU_ASSERT_EQUAL_FATAL(lstat(path, &st), 0);
-    CU_ASSERT_TRUE(S_ISSOCK(st.st_mode));
-    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_TRUE(is_private_socket(path));
     /* Getters: the path on the bound side, port -1. */
     char h[200];
     CU_ASSERT_EQUAL(yt_connection_hostname1(ca, h, sizeof h), YT_OK);
@@ -629,10 +644,7 @@ static void test_ipc_file_mode_and_removal(void)
     /* A file that replaced ours is not ours to remove. */
     CU_ASSERT_EQUAL_FATAL(yt_context_bind(a, addr, 1, "host3", &ca), YT_OK);
     CU_ASSERT_EQUAL(unlink(path), 0);
-    int rfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-    CU_ASSERT_EQUAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
+    int rfd = bind_path(path);
     yt_connection_close(ca, NULL);
     yt_connection_release(ca);
     CU_ASSERT_TRUE(exists(path));
@@ -654,9 +666,7 @@ static void test_ipc_relative_path(void)
     CU_ASSERT_EQUAL(yt_context_bind(a, "ipc://rel.sock", 1, NULL, &ca), YT_OK);
     char full[128];
     snprintf(full, sizeof full, "%s/rel.sock", tmpdir);
-    struct stat st;
-    CU_ASSERT_EQUAL(lstat(full, &st), 0);
-    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_TRUE(is_private_socket(full));
     CU_ASSERT_EQUAL(yt_context_connect(b, "unix://rel.sock", 2.0, NULL, &cb), YT_OK);
     CU_ASSERT_TRUE(wait_until(NULL, is_connected, ca, 3.0));
     CU_ASSERT_FALSE(exists(full));
@@ -672,12 +682,7 @@ static void test_ipc_stale_and_live(void)
     char path[64], addr[160];
     new_path(path, sizeof path);
     snprintf(addr, sizeof addr, "unix://%s", path);
-    /* A crashed process's file: bound, never unlinked, nobody listening. */
-    int rfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-    CU_ASSERT_EQUAL_FATAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
-    close(rfd);
+    close(bind_path(path)); /* a crashed process's file */
     CU_ASSERT_TRUE(exists(path));
     yt_context *a = make_ctx(NULL), *b = make_ctx(NULL);
     yt_connection *ca = NULL, *cb = NULL;
@@ -692,8 +697,7 @@ static void test_ipc_stale_and_live(void)
     yt_connection_release(cb);
 
     /* A live listener: refused with a clear detail, its file left alone. */
-    rfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    CU_ASSERT_EQUAL_FATAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
+    int rfd = bind_path(path);
     CU_ASSERT_EQUAL(listen(rfd, 4), 0);
     CU_ASSERT_EQUAL(yt_context_bind(a, addr, 1, "host", &ca), YT_EBIND);
     CU_ASSERT_PTR_NOT_NULL(strstr(yt_last_error(), "address in use"));
@@ -814,20 +818,13 @@ static void test_request_server_ipc_file(void)
     char path[64], addr[160];
     new_path(path, sizeof path);
     snprintf(addr, sizeof addr, "unix://%s", path);
-    int rfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
-    snprintf(un.sun_path, sizeof un.sun_path, "%s", path);
-    CU_ASSERT_EQUAL_FATAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
-    close(rfd); /* a crashed process's file */
+    close(bind_path(path)); /* a crashed process's file */
     yt_request_server *s = NULL, *s2 = NULL;
     mode_t old = umask(0);
     int rc = yt_request_server_new(addr, NULL, NULL, false, &s);
     umask(old);
     CU_ASSERT_EQUAL_FATAL(rc, YT_OK);
-    struct stat st;
-    CU_ASSERT_EQUAL_FATAL(lstat(path, &st), 0);
-    CU_ASSERT_TRUE(S_ISSOCK(st.st_mode));
-    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_TRUE(is_private_socket(path));
     /* A second server at the same path finds a live listener. */
     CU_ASSERT_EQUAL(yt_request_server_new(addr, NULL, NULL, false, &s2), YT_EBIND);
     CU_ASSERT_PTR_NOT_NULL(strstr(yt_last_error(), "address in use"));
@@ -838,8 +835,7 @@ static void test_request_server_ipc_file(void)
     yt_free(reply);
     /* A file someone else put there after us is not ours to remove. */
     CU_ASSERT_EQUAL(unlink(path), 0);
-    rfd = socket(AF_UNIX, SOCK_STREAM, 0);
-    CU_ASSERT_EQUAL(bind(rfd, (struct sockaddr *)&un, sizeof un), 0);
+    int rfd = bind_path(path);
     yt_request_server_free(s);
     CU_ASSERT_TRUE(exists(path));
     close(rfd);
