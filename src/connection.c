@@ -1796,7 +1796,8 @@ bool yti_conn_queue_full(yt_connection *c)
 
 bool yti_conn_congested(yt_connection *c)
 {
-    return yti_queue_len_hint(c->outq) > YTI_OUTQ_THRESHOLD &&
+    return (yti_queue_len_hint(c->outq) > YTI_OUTQ_THRESHOLD ||
+            yti_queue_bytes_hint(c->outq) > YTI_OUTQ_BYTES) &&
            yti_conn_state(c) >= YTI_HOSTING;
 }
 
@@ -1881,7 +1882,7 @@ void yti_conn_push_unbounded(yt_connection *c, yti_pkg *p)
 
 void yti_conn_throttle(yt_connection *c, uint64_t deadline)
 {
-    yti_queue_wait_below(c->outq, YTI_OUTQ_THRESHOLD, deadline);
+    yti_queue_wait_below(c->outq, YTI_OUTQ_LOW, YTI_OUTQ_LOW_BYTES, deadline);
 }
 
 static int flush_until(yt_connection *c, uint64_t deadline)

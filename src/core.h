@@ -38,8 +38,17 @@ enum {
 #define YTI_TIMEOUT_MIN 0.5
 /* The sender writes a heartbeat after this long without anything to send. */
 #define YTI_HEARTBEAT_INTERVAL 0.25
-/* A send is held back while an out-queue holds this many packages (spec 12)... */
-#define YTI_OUTQ_THRESHOLD 64
+/* A send that finds an out-queue holding more than YTI_OUTQ_THRESHOLD packages or
+ * YTI_OUTQ_BYTES bytes waits until the sender has taken it down to YTI_OUTQ_LOW packages and
+ * YTI_OUTQ_LOW_BYTES bytes (spec 12: the reference waits at 64 packages until a pop leaves 64,
+ * so a stream's producer and sender take turns every batch). The gap lets a held-back producer
+ * sleep once per ~190 small packages instead of once per batch: the 16 B stream went from
+ * ~4.8 to ~6.5-7 M/s (docs/benchmarks.md, "The fifth pass"). The byte limits keep large
+ * packages to about what the reference queues (64 KiB: 16 instead of 64)... */
+#define YTI_OUTQ_THRESHOLD 256
+#define YTI_OUTQ_LOW 64
+#define YTI_OUTQ_BYTES ((size_t)1 << 20)
+#define YTI_OUTQ_LOW_BYTES ((size_t)256 << 10)
 /* ...for at most this long. */
 #define YTI_OUTQ_MAX_WAIT 1.0
 /* A greeting must arrive within this time. */
@@ -78,7 +87,8 @@ int yti_conn_set_key(yt_connection *c, const unsigned char *key, size_t len);
 int yti_conn_set_local(yt_connection *c, const char *host);
 /* True when the out-queue holds its maximum. */
 bool yti_conn_queue_full(yt_connection *c);
-/* More than YTI_OUTQ_THRESHOLD packages queued on a connected link (a hint, no lock). */
+/* More than YTI_OUTQ_THRESHOLD packages or YTI_OUTQ_BYTES bytes queued on a connected link (a
+ * hint, no lock). */
 bool yti_conn_congested(yt_connection *c);
 /* At most this many packages are written by one direct write. */
 #define YTI_DIRECT_MAX 2

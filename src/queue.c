@@ -56,6 +56,7 @@
 
 typedef struct throttle_waiter {
     size_t threshold;
+    size_t max_bytes;
     bool released;
     struct throttle_waiter *next;
 } throttle_waiter;
@@ -69,6 +70,8 @@ struct yti_queue {
     size_t head; /* index of the first package */
     size_t len;
     atomic_size_t alen; /* len, mirrored for readers that take no lock (yti_queue_len_hint) */
+    size_t bytes;       /* the queued packages' size on the wire (header and payload) */
+    atomic_size_t abytes; /* bytes, mirrored (yti_queue_bytes_hint) */
     size_t max;
     yt_discard_mode mode;
     bool closed;
@@ -107,6 +110,7 @@ yti_queue *yti_queue_new(size_t max, yt_discard_mode mode)
     }
     q->max = max;
     atomic_init(&q->alen, 0);
+    atomic_init(&q->abytes, 0);
     q->mode = mode;
     yti_mutex_init(&q->mu);
     yti_cond_init(&q->nonempty);
@@ -158,14 +162,28 @@ static int grow(yti_queue *q, bool bounded)
     return YT_OK;
 }
 
+/* Counts p in (sign 1) or out (-1) of len and bytes. */
+static void count(yti_queue *q, const yti_pkg *p, int sign)
+{
+    size_t w = YTI_HEADER_SIZE + p->len;
+    if (sign > 0) {
+        q->len++;
+        q->bytes += w;
+    } else {
+        q->len--;
+        q->bytes -= w;
+    }
+    atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
+    atomic_store_explicit(&q->abytes, q->bytes, memory_order_relaxed);
+}
+
 static void append(yti_queue *q, yti_pkg *p)
 {
     size_t k = q->head + q->len;
     if (k >= q->cap)
         k -= q->cap;
     q->ring[k] = p;
-    q->len++;
-    atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
+    count(q, p, 1);
 }
 
 static yti_pkg *take_first(yti_queue *q)
@@ -173,8 +191,7 @@ static yti_pkg *take_first(yti_queue *q)
     yti_pkg *p = q->ring[q->head];
     if (++q->head == q->cap)
         q->head = 0;
-    q->len--;
-    atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
+    count(q, p, -1);
     return p;
 }
 
@@ -199,7 +216,7 @@ static void release_throttled(yti_queue *q)
 {
     bool any = false;
     for (throttle_waiter *w = q->throttled; w; w = w->next) {
-        if (!w->released && q->len <= w->threshold) {
+        if (!w->released && q->len <= w->threshold && q->bytes <= w->max_bytes) {
             w->released = true;
             any = true;
         }
@@ -318,7 +335,7 @@ int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double 
     yti_mutex_lock(&q->mu);
     if (q->consumer && !q->closed && q->len >= threshold && q->len < q->max) {
         uint64_t deadline = yti_deadline(max_wait);
-        throttle_waiter self = {threshold, false, q->throttled};
+        throttle_waiter self = {threshold, SIZE_MAX, false, q->throttled};
         q->throttled = &self;
         bool timed_out = false;
         while (!self.released && q->consumer && !q->closed && !timed_out)
@@ -334,21 +351,21 @@ int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double 
     return rc;
 }
 
-int yti_queue_wait_below(yti_queue *q, size_t threshold, uint64_t deadline)
+int yti_queue_wait_below(yti_queue *q, size_t threshold, size_t max_bytes, uint64_t deadline)
 {
     int rc = YT_OK;
     yti_mutex_lock(&q->mu);
     /* Unlike push_throttled this waits for a state (len <= threshold), so the caller is not let
      * through by a pop whose effect a competing pusher already undid. It shares the throttled
      * list so pops and clear wake it the same way. */
-    throttle_waiter self = {threshold, false, NULL};
+    throttle_waiter self = {threshold, max_bytes, false, NULL};
     bool listed = false;
     for (;;) {
         if (q->closed) {
             rc = yti_error(YT_ECLOSED, "Queue is closed");
             break;
         }
-        if (!q->consumer || q->len <= threshold)
+        if (!q->consumer || (q->len <= threshold && q->bytes <= max_bytes))
             break;
         if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline)) {
             rc = yti_error(YT_ETIMEDOUT, "Timed out waiting for the queue to drain");
@@ -386,8 +403,7 @@ static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
         if (front) {
             q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
             q->ring[q->head] = p;
-            q->len++;
-            atomic_store_explicit(&q->alen, q->len, memory_order_relaxed);
+            count(q, p, 1);
         } else {
             append(q, p);
             q->pushed++;
@@ -607,7 +623,9 @@ size_t yti_queue_clear(yti_queue *q)
     }
     q->head = 0;
     q->len = 0;
+    q->bytes = 0;
     atomic_store_explicit(&q->alen, 0, memory_order_relaxed);
+    atomic_store_explicit(&q->abytes, 0, memory_order_relaxed);
     if (spare && q->cap > INITIAL_CAP) {
         yti_pkg **big = q->ring;
         q->ring = spare;
@@ -632,6 +650,11 @@ size_t yti_queue_len(yti_queue *q)
 size_t yti_queue_len_hint(yti_queue *q)
 {
     return atomic_load_explicit(&q->alen, memory_order_relaxed);
+}
+
+size_t yti_queue_bytes_hint(yti_queue *q)
+{
+    return atomic_load_explicit(&q->abytes, memory_order_relaxed);
 }
 
 size_t yti_queue_max(yti_queue *q)

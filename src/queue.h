@@ -56,9 +56,10 @@ int yti_queue_push_unbounded(yti_queue *q, yti_pkg *p);
 int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double max_wait);
 
 /* Waits, without pushing, while a consumer is attached and the queue holds more than
- * threshold packages, until deadline; returns at once without a consumer. YT_OK, YT_ETIMEDOUT,
- * YT_ECLOSED. (Used to hold a sender back before it takes the context lock.) */
-int yti_queue_wait_below(yti_queue *q, size_t threshold, uint64_t deadline);
+ * threshold packages or more than max_bytes bytes (yti_queue_bytes_hint), until deadline;
+ * returns at once without a consumer. YT_OK, YT_ETIMEDOUT, YT_ECLOSED. (Used to hold a sender
+ * back before it takes the context lock.) */
+int yti_queue_wait_below(yti_queue *q, size_t threshold, size_t max_bytes, uint64_t deadline);
 
 /* Takes the first package, waiting until deadline (monotonic ns, platform.h; 0 = no wait,
  * YTI_FOREVER). YT_OK, YT_ETIMEDOUT or YT_ECLOSED. */
@@ -106,6 +107,8 @@ size_t yti_queue_len(yti_queue *q);
  * change it at that moment, otherwise a value it recently had (fast paths that re-check under
  * the lock or can tolerate being one package off). */
 size_t yti_queue_len_hint(yti_queue *q);
+/* The queued packages' size on the wire (56-byte header plus payload each), as len_hint. */
+size_t yti_queue_bytes_hint(yti_queue *q);
 size_t yti_queue_max(yti_queue *q);
 /* Packages dropped because the queue was full (not those refused after close). */
 uint64_t yti_queue_discarded(yti_queue *q);

@@ -380,6 +380,7 @@ typedef struct job {
     uint64_t deadline;
     yti_pkg *pkg; /* for OP_THROTTLED (consumed) */
     size_t threshold;
+    size_t max_bytes; /* for OP_WAIT_BELOW; 0: no byte limit */
     double max_wait;
     atomic_int started;
     int rc;
@@ -422,7 +423,8 @@ static void *job_main(void *arg)
         j->rc = yti_queue_push_throttled(j->q, j->pkg, j->threshold, j->max_wait);
         break;
     case OP_WAIT_BELOW:
-        j->rc = yti_queue_wait_below(j->q, j->threshold, j->deadline);
+        j->rc = yti_queue_wait_below(j->q, j->threshold, j->max_bytes ? j->max_bytes : SIZE_MAX,
+                                     j->deadline);
         break;
     }
     j->elapsed = elapsed_since(t0);
@@ -655,6 +657,45 @@ static void test_throttled_max_wait(void)
 
 /* wait_below: returns at once without a consumer or at len <= threshold; otherwise waits for
  * that state (a pop that leaves more does not end it), the deadline, a detach or close. */
+/* The byte count follows every way in and out (wire size: header plus payload), and
+ * wait_below also waits for it to come down to max_bytes. */
+static void test_wait_below_bytes(void)
+{
+    const size_t w = YTI_HEADER_SIZE + 1000;
+    char big[1000] = {0};
+    yti_queue *q = yti_queue_new(100, YT_DISCARD_OLD);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    for (uint64_t i = 0; i < 5; i++)
+        yti_queue_push(q, yti_pkg_from(big, sizeof big, i, 0, 0));
+    CU_ASSERT_EQUAL(yti_queue_bytes_hint(q), 5 * w);
+    yti_pkg *p = NULL;
+    CU_ASSERT_EQUAL_FATAL(yti_queue_pop(q, 0, &p), YT_OK);
+    CU_ASSERT_EQUAL(yti_queue_bytes_hint(q), 4 * w);
+    yti_queue_push_front(q, p);
+    CU_ASSERT_EQUAL(yti_queue_bytes_hint(q), 5 * w);
+    yti_queue_push(q, mk(5)); /* 1-byte payload */
+    CU_ASSERT_EQUAL(yti_queue_bytes_hint(q), 5 * w + YTI_HEADER_SIZE + 1);
+    yti_queue_set_consumer(q, true);
+    /* Few enough packages, too many bytes: waits. */
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 100, 2 * w, 0), YT_ETIMEDOUT);
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 100, 6 * w, 0), YT_OK);
+
+    job j = {.q = q, .op = OP_WAIT_BELOW, .threshold = 100, .max_bytes = 3 * w,
+             .deadline = yti_deadline(10)};
+    job_start(&j, 0.1);
+    CU_ASSERT_EQUAL(pop_slot(q), 0); /* 4 big and the small one: still waiting */
+    CU_ASSERT_EQUAL(pop_slot(q), 1);
+    yti_sleep(0.1);
+    CU_ASSERT_EQUAL(pop_slot(q), 2); /* 2 big and the small one: done */
+    yti_thread_join(&j.t);
+    CU_ASSERT_EQUAL(j.rc, YT_OK);
+    CU_ASSERT(j.elapsed >= 0.2);
+    CU_ASSERT(j.elapsed < 5.0);
+    CU_ASSERT_EQUAL(yti_queue_clear(q), 3);
+    CU_ASSERT_EQUAL(yti_queue_bytes_hint(q), 0);
+    yti_queue_free(q);
+}
+
 static void test_wait_below(void)
 {
     yti_queue *q = yti_queue_new(100, YT_DISCARD_OLD);
@@ -662,15 +703,16 @@ static void test_wait_below(void)
     for (uint64_t i = 0; i < 5; i++)
         yti_queue_push(q, mk(i));
     uint64_t t0 = yti_now();
-    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 2, YTI_FOREVER), YT_OK); /* no consumer */
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 2, SIZE_MAX, YTI_FOREVER), YT_OK); /* no consumer */
     yti_queue_set_consumer(q, true);
-    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 5, YTI_FOREVER), YT_OK); /* 5 is not more than 5 */
+    /* 5 is not more than 5 */
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 5, SIZE_MAX, YTI_FOREVER), YT_OK);
     CU_ASSERT(elapsed_since(t0) < 0.5);
-    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 4, 0), YT_ETIMEDOUT);
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 4, SIZE_MAX, 0), YT_ETIMEDOUT);
     CU_ASSERT(elapsed_since(t0) < 0.5);
 
     t0 = yti_now();
-    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 4, yti_deadline(0.05)), YT_ETIMEDOUT);
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 4, SIZE_MAX, yti_deadline(0.05)), YT_ETIMEDOUT);
     double e = elapsed_since(t0);
     CU_ASSERT(e >= 0.05);
     CU_ASSERT(e < 1.0);
@@ -706,7 +748,7 @@ static void test_wait_below(void)
     CU_ASSERT_EQUAL(c.rc, YT_ECLOSED);
     CU_ASSERT(c.elapsed >= 0.1);
     CU_ASSERT(c.elapsed < 5.0);
-    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 1000, 0), YT_ECLOSED);
+    CU_ASSERT_EQUAL(yti_queue_wait_below(q, 1000, SIZE_MAX, 0), YT_ECLOSED);
     yti_queue_free(q);
 }
 
@@ -1005,6 +1047,7 @@ void yt_suite_queue(void)
                                      test_throttled_released_by_detach},
                                     {"throttled_max_wait", test_throttled_max_wait},
                                     {"wait_below", test_wait_below},
+                                    {"wait_below_bytes", test_wait_below_bytes},
                                     {"push_many_and_hint", test_push_many_and_hint},
                                     {"kick", test_kick},
                                     {"push_later_and_wake", test_push_later_and_wake},

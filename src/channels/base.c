@@ -354,7 +354,7 @@ bool yti_channel_wait_room(yt_channel *ch, uint64_t deadline)
 {
     if (!ch->q || yt_channel_closed(ch))
         return true;
-    int rc = yti_queue_wait_below(ch->q, yti_queue_max(ch->q) - 1, deadline);
+    int rc = yti_queue_wait_below(ch->q, yti_queue_max(ch->q) - 1, SIZE_MAX, deadline);
     return rc != YT_ETIMEDOUT || !yti_channel_wants_pause(ch);
 }
 
