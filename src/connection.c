@@ -163,6 +163,7 @@ struct yt_connection {
     atomic_bool leading;                /* a thread is leading */
     atomic_bool rx_handback;            /* the receiver has work a leader left it: nobody leads */
     atomic_bool rx_busy;                /* the receiver holds rxlock outside its wait */
+    atomic_bool rx_large;               /* the last package read was large (receive_loop) */
     atomic_bool rx_tcp;                 /* quick-acks apply (not to Unix sockets) */
     atomic_bool rx_timed_out;           /* timedout(true) was the last edge emitted */
     atomic_uint_least64_t last_rx;      /* monotonic ns of the last byte read */
@@ -229,6 +230,7 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     atomic_init(&c->leading, false);
     atomic_init(&c->rx_handback, false);
     atomic_init(&c->rx_busy, false);
+    atomic_init(&c->rx_large, false);
     atomic_init(&c->rx_tcp, false);
     atomic_init(&c->rx_timed_out, false);
     atomic_init(&c->last_rx, 0);
@@ -779,8 +781,12 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             return -errno;
         }
         st->full_read = n > 0 && (size_t)n == len;
+        /* A header read on its own (receive_loop) is no sign of a stream by its size. */
         if (n > 0)
-            note_read(c, fd, (size_t)n, len, st->partial);
+            note_read(c, fd, (size_t)n,
+                      top && atomic_load_explicit(&c->rx_large, memory_order_relaxed) ? RBUF_SIZE
+                                                                                      : len,
+                      st->partial);
         return n;
     }
 }
@@ -992,6 +998,7 @@ static const char *rx_special(yt_connection *c, rx_state *st, int fd, char *errb
         take += (size_t)n;
     }
     rx->v[rx->n++] = p;
+    atomic_store_explicit(&c->rx_large, true, memory_order_relaxed);
     if (rx->n == YTI_DELIVER_MAX)
         deliver(c);
     return NULL;
@@ -1008,7 +1015,10 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
     const char *reason = NULL;
 
     for (;;) {
+        size_t before = rx->n;
         int pr = parse_small(c, rx);
+        if (rx->n > before) /* small packages came in */
+            atomic_store_explicit(&c->rx_large, false, memory_order_relaxed);
         if (pr == PARSE_FULL) {
             deliver(c);
             continue;
@@ -1028,7 +1038,17 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
         /* Nothing special is pending: leaders may read again. */
         atomic_store(&c->rx_handback, false);
         st.partial = rx->have > 0; /* the start of a package is in the buffer */
-        ssize_t n = rx_read(c, &st, fd, rx->buf + rx->have, RBUF_SIZE - rx->have, true);
+        /* After a large package the next one is likely large too: its header is read alone, so
+         * that its payload goes straight into its own buffer (rx_special) instead of mostly
+         * through this one and a copy. A stream of 64 KiB packages thus takes two reads per
+         * package and no copy, where it took two reads (the second for the last 56 bytes) and
+         * a copy of all but 56 bytes. Leaders stand aside meanwhile (yti_conn_lead): they read
+         * whole buffers. */
+        size_t want = RBUF_SIZE - rx->have;
+        if (atomic_load_explicit(&c->rx_large, memory_order_relaxed) &&
+            rx->have < YTI_HEADER_SIZE)
+            want = YTI_HEADER_SIZE - rx->have;
+        ssize_t n = rx_read(c, &st, fd, rx->buf + rx->have, want, true);
         if (n == -EAGAIN)
             continue; /* waited without rxlock: look at the buffer again */
         if (n <= 0) {
@@ -1095,7 +1115,8 @@ int yti_conn_lead(yt_connection *c, yti_queue *q, uint64_t deadline)
      * and give up. */
     if (yti_conn_state(c) < YTI_HOSTING || atomic_load(&c->rx_handback) ||
         atomic_load(&c->rx_timed_out) ||
-        atomic_load_explicit(&c->rx_busy, memory_order_relaxed))
+        atomic_load_explicit(&c->rx_busy, memory_order_relaxed) ||
+        atomic_load_explicit(&c->rx_large, memory_order_relaxed))
         return YTI_LEAD_NONE;
     bool idle = false;
     if (!atomic_compare_exchange_strong(&c->leading, &idle, true))
