@@ -37,6 +37,7 @@ typedef struct yt_msg {
     uint64_t via;      /* local: the link (yti_conn_link_id) it arrived on; 0 if sent here */
     bool writable;     /* made by yt_msg_new and not yet sent: the user may write the payload */
     size_t len;
+    size_t cap;          /* payload bytes allocated (len <= cap) */
     unsigned char *data; /* points at payload[] */
     unsigned char payload[];
 } yti_pkg;
@@ -63,7 +64,13 @@ yti_pkg *yti_pkg_from(const void *data, size_t len, uint64_t slot, uint64_t dest
  * NULL (p unchanged and still owned by the caller) when out of memory. */
 yti_pkg *yti_pkg_resize(yti_pkg *p, size_t len);
 yti_pkg *yti_pkg_ref(yti_pkg *p);
+/* Drops a reference; the last one frees the package, or keeps it as a spare (package.c). */
 void yti_pkg_unref(yti_pkg *p);
+/* Spare large packages (package.c): whether they are kept in this build (not under
+ * AddressSanitizer), how many are kept now, and freeing them all. Thread-safe. */
+bool yti_pkg_spares_enabled(void);
+size_t yti_pkg_spares(void);
+void yti_pkg_spares_clear(void);
 
 /* Writes p's header (control, fields, p->len) in wire format. */
 void yti_header_encode_pkg(const yti_pkg *p, unsigned char out[YTI_HEADER_SIZE]);

@@ -221,6 +221,66 @@ static void test_large_between_small(void)
     link_down(&l);
 }
 
+/* Fills m with the pattern of message number i. */
+static void fill(unsigned char *m, size_t len, int i)
+{
+    for (size_t k = 0; k < len; k++)
+        m[k] = (unsigned char)(k * 13 + (size_t)i * 7 + 1);
+}
+
+/* A stream of large packages with small ones in between: the receiver then reads each header
+ * alone and the payload straight into its package, and leaders stand aside. Every message
+ * arrives whole and in order, and once small packages flow again, waiting threads lead again. */
+static void test_large_stream(void)
+{
+    static const size_t sizes[] = {40000, 65536, 100000, 7, 40000, 40000, 3, 33000, 250000, 1};
+    const int n = 60;
+    link2 l;
+    link_up(&l);
+    yt_channel *p, *s;
+    yt_pub_new(l.a, "big", YT_BINARY, &p);
+    yt_sub_new(l.b, "big", YT_BINARY, &s);
+    yti_sleep(0.1);
+    unsigned char *buf = malloc(250000), *want = malloc(250000);
+    CU_ASSERT_FATAL(buf != NULL && want != NULL);
+    for (int i = 0; i < n; i++) {
+        size_t len = sizes[i % 10];
+        fill(buf, len, i);
+        CU_ASSERT_EQUAL(yt_channel_send(p, buf, len), YT_OK);
+    }
+    int good = 0;
+    for (int i = 0; i < n; i++) {
+        yt_msg *m = NULL;
+        if (yt_channel_recv(s, 10.0, &m) != YT_OK)
+            break;
+        size_t len = sizes[i % 10];
+        fill(want, len, i);
+        good += yt_msg_size(m) == len && memcmp(yt_msg_data(m), want, len) == 0;
+        yt_msg_free(m);
+    }
+    CU_ASSERT_EQUAL(good, n);
+    /* The first small package after a large one is the receiver's; from then on a waiting
+     * thread reads again. */
+    CU_ASSERT_EQUAL(yt_channel_send(p, "s1", 2), YT_OK);
+    yt_msg *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(yt_channel_recv(s, 10.0, &m), YT_OK);
+    CU_ASSERT(yt_msg_size(m) == 2 && memcmp(yt_msg_data(m), "s1", 2) == 0);
+    yt_msg_free(m);
+    uint64_t led = yti_conn_led(l.cb);
+    receiver r = {.sub = s, .timeout = 10.0};
+    pthread_create(&r.t, NULL, receive_one, &r);
+    yti_sleep(0.05);
+    yt_channel_send(p, "s2", 2);
+    pthread_join(r.t, NULL);
+    CU_ASSERT_STRING_EQUAL(r.text, "s2");
+    CU_ASSERT(yti_conn_led(l.cb) > led);
+    free(buf);
+    free(want);
+    yt_channel_free(p);
+    yt_channel_free(s);
+    link_down(&l);
+}
+
 /* Closing the connection under a waiting leader, then the channel: the wait ends at the
  * channel's close, at once; the connection's descriptors are gone. */
 static void test_close_under_leader(void)
@@ -329,6 +389,7 @@ void yt_suite_leader(void)
         {"waiting_threads_read", test_waiting_threads_read},
         {"other_channel_while_leading", test_other_channel_while_leading},
         {"large_between_small", test_large_between_small},
+        {"large_stream", test_large_stream},
         {"close_under_leader", test_close_under_leader},
         {"peer_close_under_leader", test_peer_close_under_leader},
         {"future_waits", test_future_waits},

@@ -185,6 +185,64 @@ static void test_new_layout(void)
     yti_pkg_unref(p);
 }
 
+/* Large packages freed are kept (at most 4, 32..256 KiB of payload) and taken again by a
+ * package of the same size or up to a quarter smaller, which then looks like a new one. */
+static void test_spares(void)
+{
+    const size_t big = 65536;
+    size_t keep = yti_pkg_spares_enabled() ? 4 : 0; /* none under AddressSanitizer */
+    yti_pkg_spares_clear();
+    CU_ASSERT_EQUAL(yti_pkg_spares(), 0);
+    yti_pkg *v[6];
+    for (int i = 0; i < 6; i++) {
+        v[i] = yti_pkg_new(big);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v[i]);
+        memset(v[i]->data, 'x', big);
+        v[i]->slot = v[i]->source_id = v[i]->source_seq = v[i]->dest_id = 9;
+        v[i]->dest_seq = v[i]->recv_seq = v[i]->via = 9;
+        v[i]->writable = true;
+    }
+    for (int i = 0; i < 6; i++)
+        yti_pkg_unref(v[i]);
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep); /* bounded */
+
+    yti_pkg *p = yti_pkg_new(60000); /* a quarter smaller at most: takes one */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep ? keep - 1 : 0);
+    CU_ASSERT_EQUAL(atomic_load(&p->refs), 1u);
+    CU_ASSERT_EQUAL(p->len, 60000);
+    CU_ASSERT_PTR_EQUAL(p->data, p->payload);
+    CU_ASSERT_EQUAL(p->data[60000], 0);
+    CU_ASSERT(p->slot == 0 && p->source_id == 0 && p->source_seq == 0 && p->dest_id == 0 &&
+              p->dest_seq == 0 && p->recv_seq == 0 && p->via == 0 && !p->writable);
+    yti_pkg *q = yti_pkg_new(40000); /* much smaller: a new allocation */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep ? keep - 1 : 0);
+    yti_pkg *r = yti_pkg_new(300000); /* too large to be kept */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+    yti_pkg *t = yti_pkg_new(4096); /* too small to be kept */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    yti_pkg_unref(r);
+    yti_pkg_unref(t);
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep ? keep - 1 : 0);
+    yti_pkg_unref(p);
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep); /* kept again */
+    yti_pkg_unref(q); /* no room: freed */
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep);
+
+    /* A resized package counts by its new size. */
+    p = yti_pkg_new(big);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    yti_pkg *s = yti_pkg_resize(p, 100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+    CU_ASSERT_EQUAL(s->len, 100);
+    CU_ASSERT_EQUAL(s->data[100], 0);
+    yti_pkg_unref(s);
+    CU_ASSERT_EQUAL(yti_pkg_spares(), keep ? keep - 1 : 0);
+    yti_pkg_spares_clear();
+    CU_ASSERT_EQUAL(yti_pkg_spares(), 0);
+}
+
 /* Lengths whose allocation size would wrap around size_t are refused instead of turning into a
  * tiny allocation. (Lengths just below the limit would reach malloc and are not tried: ASan
  * aborts on such requests by default.) */
@@ -286,6 +344,7 @@ void yt_suite_package(void)
                                     {"bad_control", test_bad_control},
                                     {"new_layout", test_new_layout},
                                     {"huge_len", test_huge_len},
+                                    {"spares", test_spares},
                                     {"refcount", test_refcount},
                                     {"refcount_threads", test_refcount_threads},
                                     {NULL, NULL}};
