@@ -1815,9 +1815,19 @@ bool yti_conn_queue_full(yt_connection *c)
     return yti_queue_len_hint(c->outq) >= yti_queue_max(c->outq);
 }
 
+/* The out-queue's high mark: YTI_OUTQ_THRESHOLD, but never above half the queue's bound (with
+ * at least the reference's 64), so that a small queue still holds a fast sender back before it
+ * fills and discards; a queue of at most 128 packages behaves as the reference's (64 and 64). */
+static size_t outq_high(yt_connection *c)
+{
+    size_t half = yti_queue_max(c->outq) / 2;
+    size_t high = half < YTI_OUTQ_LOW ? YTI_OUTQ_LOW : half;
+    return high < YTI_OUTQ_THRESHOLD ? high : YTI_OUTQ_THRESHOLD;
+}
+
 bool yti_conn_congested(yt_connection *c)
 {
-    return (yti_queue_len_hint(c->outq) > YTI_OUTQ_THRESHOLD ||
+    return (yti_queue_len_hint(c->outq) > outq_high(c) ||
             yti_queue_bytes_hint(c->outq) > YTI_OUTQ_BYTES) &&
            yti_conn_state(c) >= YTI_HOSTING;
 }

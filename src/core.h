@@ -38,7 +38,8 @@ enum {
 #define YTI_TIMEOUT_MIN 0.5
 /* The sender writes a heartbeat after this long without anything to send. */
 #define YTI_HEARTBEAT_INTERVAL 0.25
-/* A send that finds an out-queue holding more than YTI_OUTQ_THRESHOLD packages or
+/* A send that finds an out-queue holding more than YTI_OUTQ_THRESHOLD packages (at most half
+ * the queue's bound, at least 64: connection.c, outq_high) or
  * YTI_OUTQ_BYTES bytes waits until the sender has taken it down to YTI_OUTQ_LOW packages and
  * YTI_OUTQ_LOW_BYTES bytes (spec 12: the reference waits at 64 packages until a pop leaves 64,
  * so a stream's producer and sender take turns every batch). The gap lets a held-back producer
