@@ -613,6 +613,7 @@ typedef struct rx_state {
     bool full_read; /* the last read filled its buffer: more is likely waiting */
     bool woke;      /* the last wait ended by a wake-up: try reading first */
     bool partial;   /* the caller is reading the rest of a package (set per call) */
+    bool peek;      /* the caller is reading a header alone (set per call) */
 } rx_state;
 
 /* A read of at least this much is a stream a peer may be pushing from a small send buffer:
@@ -781,12 +782,9 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
             return -errno;
         }
         st->full_read = n > 0 && (size_t)n == len;
-        /* A header read on its own (receive_loop) is no sign of a stream by its size. */
+        /* A header read alone (receive_loop) fills its small buffer without being a stream. */
         if (n > 0)
-            note_read(c, fd, (size_t)n,
-                      top && atomic_load_explicit(&c->rx_large, memory_order_relaxed) ? RBUF_SIZE
-                                                                                      : len,
-                      st->partial);
+            note_read(c, fd, (size_t)n, st->peek ? RBUF_SIZE : len, st->partial);
         return n;
     }
 }
@@ -988,6 +986,7 @@ static const char *rx_special(yt_connection *c, rx_state *st, int fd, char *errb
             cap = ncap;
         }
         st->partial = true;
+        st->peek = false;
         ssize_t n = rx_read(c, st, fd, p->data + take, cap - take, false);
         if (n <= 0) {
             yti_pkg_unref(p);
@@ -1044,10 +1043,9 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
          * package and no copy, where it took two reads (the second for the last 56 bytes) and
          * a copy of all but 56 bytes. Leaders stand aside meanwhile (yti_conn_lead): they read
          * whole buffers. */
-        size_t want = RBUF_SIZE - rx->have;
-        if (atomic_load_explicit(&c->rx_large, memory_order_relaxed) &&
-            rx->have < YTI_HEADER_SIZE)
-            want = YTI_HEADER_SIZE - rx->have;
+        st.peek = atomic_load_explicit(&c->rx_large, memory_order_relaxed) &&
+                  rx->have < YTI_HEADER_SIZE;
+        size_t want = st.peek ? YTI_HEADER_SIZE - rx->have : RBUF_SIZE - rx->have;
         ssize_t n = rx_read(c, &st, fd, rx->buf + rx->have, want, true);
         if (n == -EAGAIN)
             continue; /* waited without rxlock: look at the buffer again */

@@ -812,34 +812,34 @@ int yti_context_send_many(yt_context *ctx, yti_pkg **v, size_t n, bool refuse_wh
     /* A link with nothing queued and no write in progress gets the packages written by this
      * thread, after the lock is released (the reservation keeps their order). */
     yt_connection *direct[DIRECT_MAX];
-    size_t nd = 0, nq = 0;
-    yt_connection *queued[DIRECT_MAX];
+    size_t nd = 0;
+    /* The caller's references go to the last taker instead of being dropped at the end: with
+     * one connection no reference is taken or dropped here at all. So a queueing link is
+     * pushed to when the next one is found, and the last one after the loop. */
+    yt_connection *queued = NULL;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
         if (yti_conn_state(c) < YTI_WAITING)
             continue;
-        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c, n))
+        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c, n)) {
             direct[nd++] = yt_connection_ref(c);
-        else if (nq < DIRECT_MAX)
-            queued[nq++] = c; /* pushed below, still under the lock */
-        else
+            continue;
+        }
+        if (queued)
             for (size_t k = 0; k < n; k++)
-                yti_conn_push(c, yti_pkg_ref(v[k]));
+                yti_conn_push(queued, yti_pkg_ref(v[k]));
+        queued = c;
     }
-    /* The caller's references go to the last taker instead of being released at the end: in the
-     * common case (one connection) no package reference is taken or dropped here at all. */
-    bool handed = false;
-    for (size_t i = 0; i < nq; i++) {
-        bool last = i + 1 == nq && nd == 0 && any;
+    /* `any` was read above: a link bound meanwhile (start_host sets WAITING without this lock)
+     * may be queued here while the packages also go to the startup queue below. */
+    bool give = queued && nd == 0 && any;
+    bool handed = !any || give;
+    if (queued)
         for (size_t k = 0; k < n; k++)
-            yti_conn_push(queued[i], last ? v[k] : yti_pkg_ref(v[k]));
-        handed = handed || last;
-    }
-    if (!any) {
+            yti_conn_push(queued, give ? v[k] : yti_pkg_ref(v[k]));
+    if (!any)
         for (size_t k = 0; k < n; k++)
             yti_queue_push(ctx->startup, v[k]);
-        handed = true;
-    }
     yti_mutex_unlock(&ctx->lock);
     for (size_t i = 0; i < nd; i++) {
         bool last = i + 1 == nd && !handed;
@@ -850,7 +850,7 @@ int yti_context_send_many(yt_context *ctx, yti_pkg **v, size_t n, bool refuse_wh
         yt_connection_release(direct[i]);
         handed = handed || last;
     }
-    if (!handed)
+    if (!handed) /* every link counted in `any` closed meanwhile */
         for (size_t k = 0; k < n; k++)
             yti_pkg_unref(v[k]);
     return YT_OK;

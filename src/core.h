@@ -39,13 +39,13 @@ enum {
 /* The sender writes a heartbeat after this long without anything to send. */
 #define YTI_HEARTBEAT_INTERVAL 0.25
 /* A send that finds an out-queue holding more than YTI_OUTQ_THRESHOLD packages (at most half
- * the queue's bound, at least 64: connection.c, outq_high) or
- * YTI_OUTQ_BYTES bytes waits until the sender has taken it down to YTI_OUTQ_LOW packages and
- * YTI_OUTQ_LOW_BYTES bytes (spec 12: the reference waits at 64 packages until a pop leaves 64,
- * so a stream's producer and sender take turns every batch). The gap lets a held-back producer
- * sleep once per ~190 small packages instead of once per batch: the 16 B stream went from
- * ~4.8 to ~6.5-7 M/s (docs/benchmarks.md, "The fifth pass"). The byte limits keep large
- * packages to about what the reference queues (64 KiB: 16 instead of 64)... */
+ * the queue's bound, at least 64: connection.c, outq_high) or YTI_OUTQ_BYTES bytes waits until
+ * the sender has taken it down to YTI_OUTQ_LOW packages and YTI_OUTQ_LOW_BYTES bytes (spec 12:
+ * the reference waits at 64 packages until a pop leaves 64, so a stream's producer and sender
+ * take turns every batch). The gap lets a held-back producer sleep once per ~190 small packages
+ * instead of once per batch: the 16 B stream went from ~4.8 to ~6.5-7 M/s (docs/benchmarks.md,
+ * "The fifth pass"). The byte limits keep large packages to about what the reference queues
+ * (64 KiB: 16 instead of 64)... */
 #define YTI_OUTQ_THRESHOLD 256
 #define YTI_OUTQ_LOW 64
 #define YTI_OUTQ_BYTES ((size_t)1 << 20)
