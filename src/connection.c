@@ -95,6 +95,14 @@
 /* A send at least this long after the previous one on a connection may write to the socket
  * itself (yti_conn_reserve_direct): one thread hand-off less for request/reply traffic. */
 #define DIRECT_GAP_NS 5000u
+/* ... and at least this long after the previous direct write ended, unless something arrived
+ * since that write started (a reply). Sends are stamped when they start, so without this a
+ * direct write that took longer than DIRECT_GAP_NS (a loaded machine, or the reader woken on
+ * this CPU) made the next send of a stream look idle too: every message then took its own
+ * system call on the application thread, 0.2-0.3 M/s instead of millions at 16 B
+ * (docs/benchmarks.md, "The sixth pass"). The reply part is for a ping-pong on one CPU: the
+ * peer runs and answers inside our write, and the next request follows its end at once. */
+#define DIRECT_AFTER_NS 2000u
 /* epoll tags: the socket, or an eventfd that kicks the waiter. */
 #define EP_SOCK 1u
 #define EP_KICK 2u
@@ -1830,18 +1838,32 @@ bool yti_conn_congested(yt_connection *c)
            yti_conn_state(c) >= YTI_HOSTING;
 }
 
+bool yti_conn_direct_idle(uint64_t now, uint64_t prev_send, uint64_t last_direct,
+                          uint64_t last_rx)
+{
+    return now - prev_send >= DIRECT_GAP_NS &&
+           (now - last_direct >= DIRECT_AFTER_NS || last_rx >= prev_send);
+}
+
+uint64_t yti_conn_direct_taken(yt_connection *c)
+{
+    return atomic_load_explicit(&c->direct_taken, memory_order_relaxed);
+}
+
 bool yti_conn_reserve_direct(yt_connection *c, size_t n)
 {
     if (yti_conn_state(c) < YTI_HOSTING || yti_queue_len_hint(c->outq) != 0)
         return false;
-    /* Only a send that finds the link idle for a while (the queue empty, and no send found it
-     * so for 5 us): the rest of a stream is left to the sender thread, which writes many
-     * packages per system call. A stream that keeps the sender busy thus writes directly only
-     * now and then, when the sender has caught up. Measured: allowing a few direct writes in a
-     * row (a request and its announcement) halved the 16 B stream (docs/benchmarks.md). */
+    /* Only a send that finds the link idle for a while (the queue empty, no send found it so
+     * for 5 us, and no direct write ended in the last 2 us unless a reply came): the rest of a stream is left to
+     * the sender thread, which writes many packages per system call. A stream that keeps the
+     * sender busy thus writes directly only now and then, when the sender has caught up.
+     * Measured: allowing a few direct writes in a row (a request and its announcement) halved
+     * the 16 B stream (docs/benchmarks.md). */
     uint64_t now = yti_now();
     uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
-    if (now - prev < DIRECT_GAP_NS)
+    if (!yti_conn_direct_idle(now, prev, atomic_load_explicit(&c->last_direct, memory_order_relaxed),
+                              atomic_load_explicit(&c->last_rx, memory_order_relaxed)))
         return false;
     if (!yti_mutex_trylock(&c->wlock))
         return false;

@@ -99,6 +99,13 @@ bool yti_conn_congested(yt_connection *c);
  * connection's write lock is held until yti_conn_write_direct, which must follow after the
  * context lock is released. */
 bool yti_conn_reserve_direct(yt_connection *c, size_t n);
+/* The rule of "not in the middle of a stream" above, for a send at `now` (monotonic ns): the
+ * previous send that found the queue empty started at prev_send, the last direct write ended
+ * at last_direct, the last read of the socket was at last_rx. Pure; exposed for tests. */
+bool yti_conn_direct_idle(uint64_t now, uint64_t prev_send, uint64_t last_direct,
+                          uint64_t last_rx);
+/* Packages written by direct writes on c so far (tests, diagnostics). */
+uint64_t yti_conn_direct_taken(yt_connection *c);
 /* A popper of q about to sleep until deadline reads c's socket itself (see connection.c, "Who
  * reads the socket"): YTI_LEAD_DONE when it waited or read (look at q again), YTI_LEAD_NONE
  * when it cannot now (sleep as usual). No lock held. */

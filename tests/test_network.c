@@ -1,6 +1,7 @@
 /*
  * Contexts, connections and pub/sub over real loopback sockets, all in this process.
  */
+#include "core.h"
 #include "netutil.h"
 #include "package.h"
 #include "testutil.h"
@@ -868,6 +869,75 @@ static void test_mixed_writes_keep_order(void)
     wire_down(&w);
 }
 
+/* When a send may write to the socket itself: only after the link was idle, and a direct
+ * write's own duration does not count as idleness (a loaded machine made every send of a
+ * stream a direct write: one system call per message on the application thread). */
+static void test_direct_write_rule(void)
+{
+    const uint64_t us = 1000, t = UINT64_C(1) << 40;
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, 0, 0, 0));                        /* first send */
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 50 * us, t - 40 * us, 0));    /* after a pause */
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, t - 500 * us));   /* in a stream */
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, t - 100));        /* even if read */
+    /* The previous send started 8 us ago and wrote for 7.7 us, nothing read since: still a
+     * stream. */
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 9 * us));
+    /* The same, but a reply arrived during that write (a ping-pong on one CPU). */
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 1 * us));
+    /* A reply a round trip after the request's write ended. */
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 12 * us, t - 10 * us, t - 1 * us));
+}
+
+/* Back-to-back sends are a stream: the sender thread writes them in batches; only the first
+ * (after the link was idle) and a few where the sender had caught up are direct writes. Every
+ * message arrives, in order. */
+typedef struct count_reader {
+    int fd;
+    uint64_t slot;
+    uint32_t want, got, bad;
+} count_reader;
+
+static void *count_reader_main(void *arg)
+{
+    count_reader *r = arg;
+    yti_header h;
+    unsigned char data[4096];
+    while (r->got < r->want && raw_read_pkg(r->fd, &h, data, sizeof data, 10.0)) {
+        if (h.slot != r->slot)
+            continue;
+        uint32_t v = 0;
+        memcpy(&v, data, h.len == sizeof v ? sizeof v : 0);
+        r->bad += h.len != sizeof v || v != r->got;
+        r->got++;
+    }
+    return NULL;
+}
+
+static void test_stream_mostly_queued(void)
+{
+    wire w;
+    wire_up(&w, NULL, 78);
+    yt_channel *pub;
+    CU_ASSERT_EQUAL_FATAL(yt_pub_new(w.ctx, "stream", YT_BINARY, &pub), YT_OK);
+    enum { N = 20000 };
+    count_reader r = {.fd = w.fd, .slot = slot_of("stream", YT_BINARY, "pub-sub"), .want = N};
+    pthread_t th;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, count_reader_main, &r), 0);
+    uint64_t before = yti_conn_direct_taken(w.c);
+    for (uint32_t i = 0; i < N; i++)
+        CU_ASSERT_EQUAL(yt_channel_send(pub, &i, sizeof i), YT_OK);
+    uint64_t direct = yti_conn_direct_taken(w.c) - before;
+    pthread_join(th, NULL);
+    CU_ASSERT_EQUAL(r.got, N);
+    CU_ASSERT_EQUAL(r.bad, 0);
+    CU_ASSERT(direct >= 1);     /* the first send found the link idle */
+    CU_ASSERT(direct < N / 20); /* and most of the rest were queued */
+    if (direct >= N / 20)
+        printf("\n    %llu of %d sends were direct writes ", (unsigned long long)direct, N);
+    yt_channel_free(pub);
+    wire_down(&w);
+}
+
 /* A peer sends and then resets the connection while this end, paused by a full sync-mode
  * subscriber, has not read it all: the reset reaches the sender thread first (its next
  * heartbeat fails) and closes the connection, and what the kernel already held must still be
@@ -940,6 +1010,8 @@ void yt_suite_network(void)
         {"app_heartbeat_policy", test_app_heartbeat_policy},
         {"relay_close_after_flush_loses_nothing", test_relay_close_after_flush_loses_nothing},
         {"mixed_writes_keep_order", test_mixed_writes_keep_order},
+        {"direct_write_rule", test_direct_write_rule},
+        {"stream_mostly_queued", test_stream_mostly_queued},
         {"reset_peer_bytes_still_delivered", test_reset_peer_bytes_still_delivered},
         {NULL, NULL}};
     yt_add_suite("network", t);
