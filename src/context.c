@@ -817,11 +817,14 @@ int yti_context_send_many(yt_context *ctx, yti_pkg **v, size_t n, bool refuse_wh
      * one connection no reference is taken or dropped here at all. So a queueing link is
      * pushed to when the next one is found, and the last one after the loop. */
     yt_connection *queued = NULL;
+    size_t bytes = 0;
+    for (size_t k = 0; k < n; k++)
+        bytes += v[k]->len;
     for (size_t i = 0; i < ctx->nconns; i++) {
         yt_connection *c = ctx->conns[i];
         if (yti_conn_state(c) < YTI_WAITING)
             continue;
-        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c, n)) {
+        if (nd < DIRECT_MAX && yti_conn_reserve_direct(c, n, bytes)) {
             direct[nd++] = yt_connection_ref(c);
             continue;
         }

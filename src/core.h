@@ -93,17 +93,19 @@ bool yti_conn_queue_full(yt_connection *c);
 bool yti_conn_congested(yt_connection *c);
 /* At most this many packages are written by one direct write. */
 #define YTI_DIRECT_MAX 2
-/* Called under the context lock for n (1..YTI_DIRECT_MAX) packages about to be sent: true when
+/* Called under the context lock for n (1..YTI_DIRECT_MAX) packages of `bytes` payload bytes in
+ * all about to be sent: true when
  * the calling thread may write them to the socket itself (connected, nothing queued or
  * half-written, no write in progress, and not in the middle of a stream of sends). On true the
  * connection's write lock is held until yti_conn_write_direct, which must follow after the
  * context lock is released. */
-bool yti_conn_reserve_direct(yt_connection *c, size_t n);
-/* The rule of "not in the middle of a stream" above, for a send at `now` (monotonic ns): the
- * previous send that found the queue empty started at prev_send, the last direct write ended
- * at last_direct, the last read of the socket was at last_rx. Pure; exposed for tests. */
+bool yti_conn_reserve_direct(yt_connection *c, size_t n, size_t bytes);
+/* The rule of "not in the middle of a stream" above, for a send of `bytes` payload bytes at
+ * `now` (monotonic ns): the previous send that found the queue empty started at prev_send, the
+ * last direct write ended at last_direct, the last read of the socket was at last_rx. Pure;
+ * exposed for tests. */
 bool yti_conn_direct_idle(uint64_t now, uint64_t prev_send, uint64_t last_direct,
-                          uint64_t last_rx);
+                          uint64_t last_rx, size_t bytes);
 /* Packages written by direct writes on c so far (tests, diagnostics). */
 uint64_t yti_conn_direct_taken(yt_connection *c);
 /* A popper of q about to sleep until deadline reads c's socket itself (see connection.c, "Who

@@ -875,17 +875,21 @@ static void test_mixed_writes_keep_order(void)
 static void test_direct_write_rule(void)
 {
     const uint64_t us = 1000, t = UINT64_C(1) << 40;
-    CU_ASSERT_TRUE(yti_conn_direct_idle(t, 0, 0, 0));                        /* first send */
-    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 50 * us, t - 40 * us, 0));    /* after a pause */
-    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, t - 500 * us));   /* in a stream */
-    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, t - 100));        /* even if read */
+    const size_t small = 16, large = 64 << 10;
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, 0, 0, 0, small));                     /* first send */
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 50 * us, t - 40 * us, 0, small)); /* after a pause */
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, t - 500 * us, small)); /* a stream */
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, t - 100, small));     /* even if read */
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 1 * us, 0, 0, large));           /* or large */
     /* The previous send started 8 us ago and wrote for 7.7 us, nothing read since: still a
      * stream. */
-    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 9 * us));
+    CU_ASSERT_FALSE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 9 * us, small));
+    /* The same with a large message: a system call per message is cheap at that size. */
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 9 * us, large));
     /* The same, but a reply arrived during that write (a ping-pong on one CPU). */
-    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 1 * us));
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 8 * us, t - 300, t - 1 * us, small));
     /* A reply a round trip after the request's write ended. */
-    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 12 * us, t - 10 * us, t - 1 * us));
+    CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 12 * us, t - 10 * us, t - 1 * us, small));
 }
 
 /* Back-to-back sends are a stream: the sender thread writes them in batches; only the first
