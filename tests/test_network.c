@@ -928,16 +928,27 @@ static void test_stream_mostly_queued(void)
     pthread_t th;
     CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, count_reader_main, &r), 0);
     uint64_t before = yti_conn_direct_taken(w.c);
+    double t0 = mono_now();
     for (uint32_t i = 0; i < N; i++)
         CU_ASSERT_EQUAL(yt_channel_send(pub, &i, sizeof i), YT_OK);
+    double took = mono_now() - t0;
     uint64_t direct = yti_conn_direct_taken(w.c) - before;
     pthread_join(th, NULL);
     CU_ASSERT_EQUAL(r.got, N);
     CU_ASSERT_EQUAL(r.bad, 0);
-    CU_ASSERT(direct >= 1);     /* the first send found the link idle */
-    CU_ASSERT(direct < N / 20); /* and most of the rest were queued */
-    if (direct >= N / 20)
-        printf("\n    %llu of %d sends were direct writes ", (unsigned long long)direct, N);
+    CU_ASSERT(direct >= 1); /* the first send found the link idle */
+    /* Most of the rest were queued, where sends came back to back (here 1-1.3 us each, most
+     * of it waiting for the sender thread). A slower producer (ThreadSanitizer, valgrind:
+     * 10-50 us per send) leaves more than 2 us between a direct write and the next send, which
+     * the rule counts as idle; network/direct_write_rule checks the rule itself. */
+    if (took < N * 2e-6) {
+        CU_ASSERT(direct < N / 20);
+        if (direct >= N / 20)
+            printf("\n    %llu of %d sends were direct writes ", (unsigned long long)direct, N);
+    } else {
+        printf("\n    sends took %.1f us each: the share of direct writes (%llu of %d) is not "
+               "checked ", took / N * 1e6, (unsigned long long)direct, N);
+    }
     yt_channel_free(pub);
     wire_down(&w);
 }
