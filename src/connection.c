@@ -570,8 +570,7 @@ static void *sender_main(void *arg)
             for (size_t i = 0; i < c->npending; i++)
                 k += pkg_iov(c->pending[i], hdr[i], i ? 0 : c->pending_off, iov + k);
             err = send_iov(fd, iov, k);
-            for (size_t i = 0; i < c->npending; i++)
-                yti_pkg_unref(c->pending[i]);
+            yti_pkg_unref_many(c->pending, c->npending);
             done += c->npending;
             c->npending = 0;
         }
@@ -581,8 +580,7 @@ static void *sender_main(void *arg)
             for (size_t i = 0; i < n; i++)
                 k += pkg_iov(batch[i], hdr[i], 0, iov + k);
             err = send_iov(fd, iov, k);
-            for (size_t i = 0; i < n; i++)
-                yti_pkg_unref(batch[i]);
+            yti_pkg_unref_many(batch, n);
             done += n;
         } else if (!err && rc == YT_ETIMEDOUT && done == 0 && heartbeat_allowed(c) &&
                    quiet_since_direct(c)) {

@@ -38,6 +38,7 @@ typedef struct yt_msg {
     bool writable;     /* made by yt_msg_new and not yet sent: the user may write the payload */
     size_t len;
     size_t cap;          /* payload bytes allocated (len <= cap) */
+    struct yt_msg *next_free; /* package.c's pool of small packages only */
     unsigned char *data; /* points at payload[] */
     unsigned char payload[];
 } yti_pkg;
@@ -66,11 +67,22 @@ yti_pkg *yti_pkg_resize(yti_pkg *p, size_t len);
 yti_pkg *yti_pkg_ref(yti_pkg *p);
 /* Drops a reference; the last one frees the package, or keeps it as a spare (package.c). */
 void yti_pkg_unref(yti_pkg *p);
+/* Drops a reference to each of v[0..n-1] (NULL entries skipped); what is freed goes to the
+ * pool of small packages with one atomic operation per size class instead of one per package. */
+void yti_pkg_unref_many(yti_pkg *const *v, size_t n);
 /* Spare large packages (package.c): whether they are kept in this build (not under
  * AddressSanitizer), how many are kept now, and freeing them all. Thread-safe. */
 bool yti_pkg_spares_enabled(void);
 size_t yti_pkg_spares(void);
 void yti_pkg_spares_clear(void);
+/* The pool of small packages (package.c; not under AddressSanitizer). yti_pkg_pool_cap: the
+ * payload room a new package of len bytes gets (len itself when the pool does not apply).
+ * yti_pkg_pooled: packages of that room held now, shared and by the calling thread.
+ * yti_pkg_pool_clear: frees the shared ones and the calling thread's. Thread-safe. */
+bool yti_pkg_pool_enabled(void);
+size_t yti_pkg_pool_cap(size_t len);
+size_t yti_pkg_pooled(size_t cap, size_t *shared, size_t *mine);
+void yti_pkg_pool_clear(void);
 
 /* Writes p's header (control, fields, p->len) in wire format. */
 void yti_header_encode_pkg(const yti_pkg *p, unsigned char out[YTI_HEADER_SIZE]);

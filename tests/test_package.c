@@ -4,6 +4,7 @@
  */
 #include "package.h"
 #include "platform.h"
+#include "queue.h"
 #include "testutil.h"
 
 #include <stdlib.h>
@@ -243,6 +244,212 @@ static void test_spares(void)
     CU_ASSERT_EQUAL(yti_pkg_spares(), 0);
 }
 
+/* What a pooled package would be made of: the struct, the room, the NUL. */
+static size_t pooled_bytes(size_t cap)
+{
+    return sizeof(yti_pkg) + cap + 1;
+}
+
+/* Small packages get the room of their size class (powers of two from 16 to 4096), are kept
+ * when freed, bounded, and taken again by a new package of that class, which then looks new. */
+static void test_pool(void)
+{
+    bool on = yti_pkg_pool_enabled(); /* off under AddressSanitizer */
+    yti_pkg_pool_clear();
+    static const size_t lens[][2] = {{0, 16},      {1, 16},      {16, 16},     {17, 32},
+                                     {100, 128},   {1024, 1024}, {1025, 2048}, {4096, 4096},
+                                     {4097, 4097}, {65536, 65536}};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        size_t want = on ? lens[i][1] : lens[i][0];
+        CU_ASSERT_EQUAL(yti_pkg_pool_cap(lens[i][0]), want);
+        yti_pkg *p = yti_pkg_new(lens[i][0]);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+        CU_ASSERT_EQUAL(p->len, lens[i][0]);
+        CU_ASSERT_EQUAL(p->cap, want);
+        memset(p->data, 'r', p->cap); /* the whole room is there (valgrind checks the bound) */
+        yti_pkg_unref(p);
+    }
+    yti_pkg_pool_clear();
+
+    /* Freed, kept, taken again by the next package of that class, looking new. */
+    size_t shared = 9, mine = 9;
+    CU_ASSERT_EQUAL(yti_pkg_pooled(128, &shared, &mine), 0);
+    CU_ASSERT(shared == 0 && mine == 0);
+    yti_pkg *p = yti_pkg_new(100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    memset(p->data, 'x', 100);
+    p->slot = p->source_id = p->source_seq = p->dest_id = p->dest_seq = p->recv_seq = 9;
+    p->via = 9;
+    p->writable = true;
+    yti_pkg *was = p;
+    yti_pkg_unref(p);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(128, &shared, &mine), on ? 1 : 0);
+    CU_ASSERT_EQUAL(shared, on ? 1 : 0);
+    p = yti_pkg_new(65); /* same class (128) */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+    if (on)
+        CU_ASSERT_PTR_EQUAL(p, was);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(128, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(atomic_load(&p->refs), 1u);
+    CU_ASSERT_EQUAL(p->len, 65);
+    CU_ASSERT_PTR_EQUAL(p->data, p->payload);
+    CU_ASSERT_EQUAL(p->data[65], 0);
+    CU_ASSERT(p->slot == 0 && p->source_id == 0 && p->source_seq == 0 && p->dest_id == 0 &&
+              p->dest_seq == 0 && p->recv_seq == 0 && p->via == 0 && !p->writable);
+    /* A resize leaves the classes (its room is its new length) unless it lands on one. */
+    yti_pkg *q = yti_pkg_resize(p, 200);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    CU_ASSERT_EQUAL(q->cap, 200);
+    yti_pkg_unref(q);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(128, NULL, NULL) + yti_pkg_pooled(256, NULL, NULL), 0);
+    q = yti_pkg_resize(yti_pkg_new(10), 256);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    yti_pkg_unref(q);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(256, NULL, NULL), on ? 1 : 0);
+
+    /* Bounded: about 128 KiB of packages per class. */
+    enum { MANY = 5000 };
+    yti_pkg **v = malloc(MANY * sizeof *v);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    for (int i = 0; i < MANY; i++) {
+        v[i] = yti_pkg_new(16);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v[i]);
+    }
+    for (int i = 0; i < MANY; i++)
+        yti_pkg_unref(v[i]);
+    size_t kept = yti_pkg_pooled(16, NULL, NULL);
+    CU_ASSERT(on ? kept >= 64 : kept == 0);
+    CU_ASSERT(kept * pooled_bytes(16) <= ((size_t)128 << 10));
+    yti_pkg_pool_clear();
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), 0);
+    free(v);
+}
+
+/* yti_pkg_unref_many: every reference dropped once, NULL skipped, shared packages left alone,
+ * the freed ones pooled by class (or freed: large ones, a full class). */
+static void test_unref_many(void)
+{
+    bool on = yti_pkg_pool_enabled();
+    yti_pkg_pool_clear();
+    yti_pkg *v[8] = {yti_pkg_new(16), yti_pkg_new(20), NULL,
+                     yti_pkg_new(30), yti_pkg_new(16), yti_pkg_new(100000),
+                     yti_pkg_new(3000), yti_pkg_from("shared", 6, 0, 0, 0)};
+    for (int i = 0; i < 8; i++)
+        CU_ASSERT(i == 2 || v[i] != NULL);
+    yti_pkg *keep = yti_pkg_ref(v[7]);
+    yti_pkg_unref_many(v, 8);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), on ? 2 : 0); /* "shared" still held */
+    CU_ASSERT_EQUAL(yti_pkg_pooled(32, NULL, NULL), on ? 2 : 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(4096, NULL, NULL), on ? 1 : 0);
+    CU_ASSERT_EQUAL(atomic_load(&keep->refs), 1u);
+    CU_ASSERT_STRING_EQUAL((const char *)keep->data, "shared");
+    yti_pkg_unref(keep);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), on ? 3 : 0); /* now it went too */
+    yti_pkg_unref_many(NULL, 0);
+    yti_pkg_pool_clear();
+}
+
+/* The pool across threads: producers make packages (with a pattern) that consumers check and
+ * free, one by one and in batches, so every package is made on one thread and freed on
+ * another, and taken again from the pool (TSan checks the hand-over). A thread that ends with
+ * packages in its own list frees them (a leak would show under valgrind). */
+#define POOL_THREADS 2
+#define POOL_ROUNDS 50000
+
+typedef struct pool_job {
+    yti_queue *q;
+    int id;
+    int bad;
+    long got;
+} pool_job;
+
+static void *pool_producer(void *arg)
+{
+    pool_job *job = arg;
+    for (int i = 0; i < POOL_ROUNDS; i++) {
+        size_t len = 1 + (size_t)(i * 7 + job->id) % 1500;
+        yti_pkg *p = yti_pkg_new(len);
+        if (!p) {
+            job->bad++;
+            continue;
+        }
+        memset(p->data, (unsigned char)(i + job->id), len);
+        p->source_seq = (uint64_t)i;
+        p->source_id = (uint64_t)job->id;
+        while (yti_queue_len_hint(job->q) >= 900) /* the queue must not discard */
+            yti_sleep(0.0001);
+        if (yti_queue_push(job->q, p) != YT_OK)
+            job->bad++;
+    }
+    return NULL;
+}
+
+static void *pool_consumer(void *arg)
+{
+    pool_job *job = arg;
+    yti_pkg *v[64];
+    size_t n = 0;
+    while (yti_queue_pop_many(job->q, yti_deadline(5.0), v, 64, &n) == YT_OK) {
+        for (size_t k = 0; k < n; k++) {
+            yti_pkg *p = v[k];
+            int i = (int)p->source_seq, id = (int)p->source_id;
+            size_t len = 1 + (size_t)(i * 7 + id) % 1500;
+            bool ok = p->len == len && p->cap >= len && p->data[len] == 0;
+            for (size_t b = 0; ok && b < len; b++)
+                ok = p->data[b] == (unsigned char)(i + id);
+            job->bad += !ok;
+        }
+        job->got += (long)n;
+        if (job->got & 1)
+            yti_pkg_unref_many(v, n);
+        else
+            for (size_t k = 0; k < n; k++)
+                yti_pkg_unref(v[k]);
+    }
+    /* Take some packages here, so this thread ends with a list of its own. */
+    for (int k = 0; k < 4; k++)
+        yti_pkg_unref(yti_pkg_new(16));
+    yti_pkg *a = yti_pkg_new(16), *b = yti_pkg_new(16);
+    yti_pkg_unref(a);
+    yti_pkg_unref(b);
+    a = yti_pkg_new(16);
+    yti_pkg_unref(yti_pkg_new(16));
+    yti_pkg_unref(a);
+    return NULL;
+}
+
+static void test_pool_threads(void)
+{
+    yti_pkg_pool_clear();
+    yti_queue *q = yti_queue_new(1000, YT_DISCARD_NEW);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
+    yti_thread t[2 * POOL_THREADS];
+    pool_job jobs[2 * POOL_THREADS];
+    memset(t, 0, sizeof t);
+    for (int i = 0; i < 2 * POOL_THREADS; i++) {
+        jobs[i] = (pool_job){q, i, 0, 0};
+        CU_ASSERT_EQUAL(yti_thread_start(&t[i], i < POOL_THREADS ? pool_producer : pool_consumer,
+                                         &jobs[i], "yt-pool", 0),
+                        YT_OK);
+    }
+    for (int i = 0; i < POOL_THREADS; i++)
+        yti_thread_join(&t[i]);
+    uint64_t until = yti_deadline(30.0); /* consumers empty the queue, then it closes */
+    while (yti_queue_len_hint(q) > 0 && yti_now() < until)
+        yti_sleep(0.001);
+    yti_queue_close(q);
+    long got = 0;
+    for (int i = POOL_THREADS; i < 2 * POOL_THREADS; i++) {
+        yti_thread_join(&t[i]);
+        got += jobs[i].got;
+    }
+    for (int i = 0; i < 2 * POOL_THREADS; i++)
+        CU_ASSERT_EQUAL(jobs[i].bad, 0);
+    CU_ASSERT_EQUAL(got, (long)POOL_THREADS * POOL_ROUNDS);
+    yti_queue_free(q);
+    yti_pkg_pool_clear();
+}
+
 /* Lengths whose allocation size would wrap around size_t are refused instead of turning into a
  * tiny allocation. (Lengths just below the limit would reach malloc and are not tried: ASan
  * aborts on such requests by default.) */
@@ -345,6 +552,9 @@ void yt_suite_package(void)
                                     {"new_layout", test_new_layout},
                                     {"huge_len", test_huge_len},
                                     {"spares", test_spares},
+                                    {"pool", test_pool},
+                                    {"unref_many", test_unref_many},
+                                    {"pool_threads", test_pool_threads},
                                     {"refcount", test_refcount},
                                     {"refcount_threads", test_refcount_threads},
                                     {NULL, NULL}};
