@@ -94,8 +94,9 @@ static bool keep_spare(yti_pkg *p)
  * application. The C library serves that pattern from its locked arena: in a 16 B stream
  * malloc took 15 % of the publisher, and jemalloc or tcmalloc instead gave 20-30 % more
  * messages per second (docs/benchmarks.md, "The sixth pass"). So a package of up to
- * 16 << (POOL_CLASSES - 1) bytes gets the payload room of the next power of two from 16 up
- * (its size class), and once freed it goes to a process-wide list of its class: a lock-free
+ * POOL_MAX_LEN bytes gets the payload room of its size class (16, then four steps per
+ * doubling: 20, 24, 28, 32, 40, ..., 3584, 4096, so at most a quarter more than asked for),
+ * and once freed it goes to a process-wide list of its class: a lock-free
  * stack that freeing threads push to and that a thread needing a package takes whole, into a
  * list of its own, in one atomic exchange (so no ABA problem: nothing is ever popped alone).
  * Bounds: a shared list holds about POOL_BYTES of packages (at least POOL_MIN of them; pushes
@@ -103,7 +104,8 @@ static bool keep_spare(yti_pkg *p)
  * from one; a thread's list is freed when the thread exits. Not under AddressSanitizer, like the spares.
  */
 #define POOL KEEP_SPARES
-#define POOL_CLASSES 9 /* payload room 16, 32, ..., 4096 bytes */
+#define POOL_MAX_LEN 4096
+#define POOL_CLASSES 33 /* 16, then 4 per doubling from 16 to 4096 */
 #define POOL_BYTES ((size_t)128 << 10)
 #define POOL_MIN 16
 
@@ -122,27 +124,38 @@ static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 static pthread_key_t pool_key;
 static bool pool_key_ok;
 
-/* The class whose room fits len payload bytes, or -1 (too large for the pool). */
+/* The class whose room fits len payload bytes, or -1 (too large for the pool). Class 0: 16
+ * bytes; then 1 + 4 * (e - 4) + q - 1 for 2^e + q * 2^(e-2) bytes (e = 4..11, q = 1..4). */
 static int len_class(size_t len)
 {
-    if (!POOL || len > ((size_t)16 << (POOL_CLASSES - 1)))
+    if (!POOL || len > POOL_MAX_LEN)
         return -1;
     if (len <= 16)
         return 0;
-    return (int)(sizeof(unsigned long long) * 8) - __builtin_clzll((unsigned long long)len - 1) -
-           4;
+    size_t m = len - 1; /* >= 16 */
+    int e = 63 - __builtin_clzll((unsigned long long)m);
+    int q = (int)((m - ((size_t)1 << e)) >> (e - 2)); /* 0..3 */
+    return 1 + 4 * (e - 4) + q;
+}
+
+static size_t class_room(int c)
+{
+    if (c == 0)
+        return 16;
+    int e = 4 + (c - 1) / 4, q = 1 + (c - 1) % 4;
+    return ((size_t)1 << e) + (size_t)q * ((size_t)1 << (e - 2));
 }
 
 /* The class of a package with cap bytes of room, or -1 (not one of the classes' rooms). */
 static int cap_class(size_t cap)
 {
     int c = len_class(cap);
-    return c >= 0 && cap == (size_t)16 << c ? c : -1;
+    return c >= 0 && cap == class_room(c) ? c : -1;
 }
 
 static size_t class_limit(int c)
 {
-    size_t each = sizeof(yti_pkg) + ((size_t)16 << c) + 1;
+    size_t each = sizeof(yti_pkg) + class_room(c) + 1;
     return POOL_BYTES / each > POOL_MIN ? POOL_BYTES / each : POOL_MIN;
 }
 
@@ -236,7 +249,7 @@ bool yti_pkg_pool_enabled(void)
 size_t yti_pkg_pool_cap(size_t len)
 {
     int c = len_class(len);
-    return c < 0 ? len : (size_t)16 << c;
+    return c < 0 ? len : class_room(c);
 }
 
 size_t yti_pkg_pooled(size_t cap, size_t *shared, size_t *mine)
@@ -313,7 +326,7 @@ yti_pkg *yti_pkg_new(size_t len)
         return NULL;
     }
     int c = len_class(len);
-    size_t cap = c < 0 ? len : (size_t)16 << c;
+    size_t cap = c < 0 ? len : class_room(c);
     yti_pkg *p = c < 0 ? take_spare(len) : pool_take(c);
     if (!p) {
         p = malloc(sizeof(yti_pkg) + cap + 1);

@@ -7,6 +7,7 @@
 #include "queue.h"
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,15 +251,17 @@ static size_t pooled_bytes(size_t cap)
     return sizeof(yti_pkg) + cap + 1;
 }
 
-/* Small packages get the room of their size class (powers of two from 16 to 4096), are kept
- * when freed, bounded, and taken again by a new package of that class, which then looks new. */
+/* Small packages get the room of their size class (16, then four steps per doubling up to
+ * 4096), are kept when freed, bounded, and taken again by a new package of that class, which
+ * then looks new. */
 static void test_pool(void)
 {
     bool on = yti_pkg_pool_enabled(); /* off under AddressSanitizer */
     yti_pkg_pool_clear();
-    static const size_t lens[][2] = {{0, 16},      {1, 16},      {16, 16},     {17, 32},
-                                     {100, 128},   {1024, 1024}, {1025, 2048}, {4096, 4096},
-                                     {4097, 4097}, {65536, 65536}};
+    static const size_t lens[][2] = {{0, 16},      {1, 16},      {16, 16},     {17, 20},
+                                     {21, 24},     {33, 40},     {100, 112},   {1024, 1024},
+                                     {1025, 1280}, {3000, 3072}, {4096, 4096}, {4097, 4097},
+                                     {65536, 65536}};
     for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
         size_t want = on ? lens[i][1] : lens[i][0];
         CU_ASSERT_EQUAL(yti_pkg_pool_cap(lens[i][0]), want);
@@ -269,11 +272,19 @@ static void test_pool(void)
         memset(p->data, 'r', p->cap); /* the whole room is there (valgrind checks the bound) */
         yti_pkg_unref(p);
     }
+    /* Every length: room enough, at most a quarter more (or 16), and a room is its own class. */
+    for (size_t len = 0; on && len <= 5000; len++) {
+        size_t cap = yti_pkg_pool_cap(len);
+        CU_ASSERT(cap >= len && (cap <= 16 || cap * 4 <= len * 5 || cap == len));
+        CU_ASSERT_EQUAL(yti_pkg_pool_cap(cap), cap);
+        if (cap < len || (cap > 16 && cap * 4 > len * 5 && cap != len))
+            printf("\n    room %zu for %zu bytes ", cap, len);
+    }
     yti_pkg_pool_clear();
 
     /* Freed, kept, taken again by the next package of that class, looking new. */
     size_t shared = 9, mine = 9;
-    CU_ASSERT_EQUAL(yti_pkg_pooled(128, &shared, &mine), 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(112, &shared, &mine), 0);
     CU_ASSERT(shared == 0 && mine == 0);
     yti_pkg *p = yti_pkg_new(100);
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
@@ -283,17 +294,17 @@ static void test_pool(void)
     p->writable = true;
     yti_pkg *was = p;
     yti_pkg_unref(p);
-    CU_ASSERT_EQUAL(yti_pkg_pooled(128, &shared, &mine), on ? 1 : 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(112, &shared, &mine), on ? 1 : 0);
     CU_ASSERT_EQUAL(shared, on ? 1 : 0);
-    p = yti_pkg_new(65); /* same class (128) */
+    p = yti_pkg_new(98); /* same class (112) */
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     if (on)
         CU_ASSERT_PTR_EQUAL(p, was);
-    CU_ASSERT_EQUAL(yti_pkg_pooled(128, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(112, NULL, NULL), 0);
     CU_ASSERT_EQUAL(atomic_load(&p->refs), 1u);
-    CU_ASSERT_EQUAL(p->len, 65);
+    CU_ASSERT_EQUAL(p->len, 98);
     CU_ASSERT_PTR_EQUAL(p->data, p->payload);
-    CU_ASSERT_EQUAL(p->data[65], 0);
+    CU_ASSERT_EQUAL(p->data[98], 0);
     CU_ASSERT(p->slot == 0 && p->source_id == 0 && p->source_seq == 0 && p->dest_id == 0 &&
               p->dest_seq == 0 && p->recv_seq == 0 && p->via == 0 && !p->writable);
     /* A resize leaves the classes (its room is its new length) unless it lands on one. */
@@ -301,7 +312,7 @@ static void test_pool(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
     CU_ASSERT_EQUAL(q->cap, 200);
     yti_pkg_unref(q);
-    CU_ASSERT_EQUAL(yti_pkg_pooled(128, NULL, NULL) + yti_pkg_pooled(256, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(112, NULL, NULL) + yti_pkg_pooled(200, NULL, NULL), 0);
     q = yti_pkg_resize(yti_pkg_new(10), 256);
     CU_ASSERT_PTR_NOT_NULL_FATAL(q);
     yti_pkg_unref(q);
@@ -339,8 +350,9 @@ static void test_unref_many(void)
     yti_pkg *keep = yti_pkg_ref(v[7]);
     yti_pkg_unref_many(v, 8);
     CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), on ? 2 : 0); /* "shared" still held */
-    CU_ASSERT_EQUAL(yti_pkg_pooled(32, NULL, NULL), on ? 2 : 0);
-    CU_ASSERT_EQUAL(yti_pkg_pooled(4096, NULL, NULL), on ? 1 : 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(20, NULL, NULL), on ? 1 : 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(32, NULL, NULL), on ? 1 : 0);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(3072, NULL, NULL), on ? 1 : 0);
     CU_ASSERT_EQUAL(atomic_load(&keep->refs), 1u);
     CU_ASSERT_STRING_EQUAL((const char *)keep->data, "shared");
     yti_pkg_unref(keep);
