@@ -1864,8 +1864,9 @@ bool yti_conn_reserve_direct(yt_connection *c, size_t n, size_t bytes)
      * the 16 B stream (docs/benchmarks.md). */
     uint64_t now = yti_now();
     uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
-    if (!yti_conn_direct_idle(now, prev, atomic_load_explicit(&c->last_direct, memory_order_relaxed),
-                              atomic_load_explicit(&c->last_rx, memory_order_relaxed), bytes))
+    uint64_t last_direct = atomic_load_explicit(&c->last_direct, memory_order_relaxed);
+    uint64_t last_rx = atomic_load_explicit(&c->last_rx, memory_order_relaxed);
+    if (!yti_conn_direct_idle(now, prev, last_direct, last_rx, bytes))
         return false;
     if (!yti_mutex_trylock(&c->wlock))
         return false;

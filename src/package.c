@@ -92,16 +92,16 @@ static bool keep_spare(yti_pkg *p)
  * The pool of small packages. In a stream, packages are made on one thread and freed on
  * another: the application's sends by the sender thread, the receiver's packages by the
  * application. The C library serves that pattern from its locked arena: in a 16 B stream
- * malloc took 15 % of the publisher, and jemalloc or tcmalloc instead gave 20-30 % more
+ * malloc took 15 % of the publisher, and jemalloc or tcmalloc instead gave 15-30 % more
  * messages per second (docs/benchmarks.md, "The sixth pass"). So a package of up to
  * POOL_MAX_LEN bytes gets the payload room of its size class (16, then four steps per
  * doubling: 20, 24, 28, 32, 40, ..., 3584, 4096, so at most a quarter more than asked for),
- * and once freed it goes to a process-wide list of its class: a lock-free
- * stack that freeing threads push to and that a thread needing a package takes whole, into a
- * list of its own, in one atomic exchange (so no ABA problem: nothing is ever popped alone).
- * Bounds: a shared list holds about POOL_BYTES of packages (at least POOL_MIN of them; pushes
- * racing with a take can exceed that by what they push), a thread holds at most what it took
- * from one; a thread's list is freed when the thread exits. Not under AddressSanitizer, like the spares.
+ * and once freed it goes to a process-wide list of its class: a lock-free stack that freeing
+ * threads push to and that a thread needing a package takes whole, into a list of its own, in
+ * one atomic exchange (so no ABA problem: nothing is ever popped alone). Bounds: a shared list
+ * holds about POOL_BYTES of packages (at least POOL_MIN of them; pushes racing with a take can
+ * exceed that by what they push), a thread holds at most what it took from one; a thread's
+ * list is freed when the thread exits. Not under AddressSanitizer, like the spares.
  */
 #define POOL KEEP_SPARES
 #define POOL_MAX_LEN 4096
