@@ -1857,11 +1857,10 @@ bool yti_conn_reserve_direct(yt_connection *c, size_t n, size_t bytes)
         return false;
     /* Only a send that finds the link idle for a while (the queue empty, no send found it so
      * for 5 us, and no direct write ended in the last 2 us unless a reply came or the send is
-     * large): the rest of a stream is left to
-     * the sender thread, which writes many packages per system call. A stream that keeps the
-     * sender busy thus writes directly only now and then, when the sender has caught up.
-     * Measured: allowing a few direct writes in a row (a request and its announcement) halved
-     * the 16 B stream (docs/benchmarks.md). */
+     * large): the rest of a stream is left to the sender thread, which writes many packages
+     * per system call. A stream that keeps the sender busy thus writes directly only now and
+     * then, when the sender has caught up. Measured: allowing a few direct writes in a row (a
+     * request and its announcement) halved the 16 B stream (docs/benchmarks.md). */
     uint64_t now = yti_now();
     uint64_t prev = atomic_exchange_explicit(&c->last_send, now, memory_order_relaxed);
     uint64_t last_direct = atomic_load_explicit(&c->last_direct, memory_order_relaxed);

@@ -99,9 +99,10 @@ static bool keep_spare(yti_pkg *p)
  * and once freed it goes to a process-wide list of its class: a lock-free stack that freeing
  * threads push to and that a thread needing a package takes whole, into a list of its own, in
  * one atomic exchange (so no ABA problem: nothing is ever popped alone). Bounds: a shared list
- * holds about POOL_BYTES of packages (at least POOL_MIN of them; pushes racing with a take can
- * exceed that by what they push), a thread holds at most what it took from one; a thread's
- * list is freed when the thread exits. Not under AddressSanitizer, like the spares.
+ * holds about POOL_BYTES of packages (at least POOL_MIN of them; pushes racing with each other
+ * or with a take can exceed that by what they push), a thread holds at most what it took from
+ * one; a thread's list is freed when the thread exits. Not under AddressSanitizer, like the
+ * spares.
  */
 #define POOL KEEP_SPARES
 #define POOL_MAX_LEN 4096
@@ -197,20 +198,30 @@ static bool pool_register(void)
     return true;
 }
 
-/* Pushes the chain first..last (k packages, linked by next_free) onto class c's shared list;
- * false when the list is full (the caller frees the chain). */
-static bool pool_push(int c, yti_pkg *first, yti_pkg *last, size_t k)
+/* Pushes the chain first..last (k packages, linked by next_free) onto class c's shared list,
+ * as much of it as there is room for; what does not fit is freed. */
+static void pool_push(int c, yti_pkg *first, yti_pkg *last, size_t k)
 {
     pool_class *pc = &pool[c];
-    if (atomic_load_explicit(&pc->n, memory_order_relaxed) >= class_limit(c))
-        return false;
+    size_t n = atomic_load_explicit(&pc->n, memory_order_relaxed), limit = class_limit(c);
+    if (n >= limit) {
+        free_chain(first);
+        return;
+    }
+    if (k > limit - n) { /* a batch larger than the room left: keep its first part */
+        k = limit - n;
+        last = first;
+        for (size_t i = 1; i < k; i++)
+            last = last->next_free;
+        free_chain(last->next_free);
+        last->next_free = NULL;
+    }
     atomic_fetch_add_explicit(&pc->n, k, memory_order_relaxed);
     yti_pkg *old = atomic_load_explicit(&pc->head, memory_order_relaxed);
     do
         last->next_free = old;
     while (!atomic_compare_exchange_weak_explicit(&pc->head, &old, first, memory_order_release,
                                                   memory_order_relaxed));
-    return true;
 }
 
 /* A package of class c from this thread's list, refilled from the shared one; NULL if both
@@ -235,10 +246,12 @@ static yti_pkg *pool_take(int c)
 static void release(yti_pkg *p)
 {
     int c = cap_class(p->cap);
-    if (c >= 0 && pool_push(c, p, p, 1))
-        return;
-    if (!keep_spare(p))
+    if (c >= 0) {
+        p->next_free = NULL;
+        pool_push(c, p, p, 1);
+    } else if (!keep_spare(p)) {
         free(p);
+    }
 }
 
 bool yti_pkg_pool_enabled(void)
@@ -424,8 +437,8 @@ void yti_pkg_unref_many(yti_pkg *const *v, size_t n)
         k[c]++;
     }
     for (int c = 0; c < POOL_CLASSES; c++)
-        if (k[c] && !pool_push(c, first[c], last[c], k[c]))
-            free_chain(first[c]);
+        if (k[c])
+            pool_push(c, first[c], last[c], k[c]);
 }
 
 void yti_header_encode(const yti_header *h, unsigned char out[YTI_HEADER_SIZE])

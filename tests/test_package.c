@@ -359,6 +359,19 @@ static void test_unref_many(void)
     CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), on ? 3 : 0); /* now it went too */
     yti_pkg_unref_many(NULL, 0);
     yti_pkg_pool_clear();
+
+    /* A batch larger than the room left: the list keeps what fits (about 128 KiB). */
+    enum { BATCH = 100 };
+    yti_pkg *b[BATCH];
+    for (int i = 0; i < BATCH; i++) {
+        b[i] = yti_pkg_new(4000);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(b[i]);
+    }
+    yti_pkg_unref_many(b, BATCH);
+    size_t kept = yti_pkg_pooled(4096, NULL, NULL);
+    CU_ASSERT(on ? kept >= 16 : kept == 0);
+    CU_ASSERT(kept * pooled_bytes(4096) <= ((size_t)128 << 10));
+    yti_pkg_pool_clear();
 }
 
 /* The pool across threads: producers make packages (with a pattern) that consumers check and
