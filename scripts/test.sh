@@ -33,7 +33,7 @@ if [ -n "$full" ] && [ "$full" != 0 ] && [ -z "$san" ]; then
   yt_need_pkgs valgrind clang python3
   echo "== valgrind memcheck (subset)"
   valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
-    --error-exitcode=1 build/tests/yt_tests network wire pubsub reqrep state
+    --error-exitcode=1 build/tests/yt_tests package network wire pubsub reqrep state
   valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
     --error-exitcode=1 build/tests/reliability/yt_reliability churn
   echo "== valgrind done ($((SECONDS - t0)) s)"

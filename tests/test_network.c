@@ -892,9 +892,7 @@ static void test_direct_write_rule(void)
     CU_ASSERT_TRUE(yti_conn_direct_idle(t, t - 12 * us, t - 10 * us, t - 1 * us, small));
 }
 
-/* Back-to-back sends are a stream: the sender thread writes them in batches; only the first
- * (after the link was idle) and a few where the sender had caught up are direct writes. Every
- * message arrives, in order. */
+/* A raw peer's reader of want 4-byte packages on one slot, numbered 0, 1, 2, ... */
 typedef struct count_reader {
     int fd;
     uint64_t slot;
@@ -917,6 +915,9 @@ static void *count_reader_main(void *arg)
     return NULL;
 }
 
+/* Back-to-back sends are a stream: the sender thread writes them in batches; only the first
+ * (after the link was idle) and a few where the sender had caught up are direct writes. Every
+ * message arrives, in order. */
 static void test_stream_mostly_queued(void)
 {
     wire w;

@@ -376,8 +376,8 @@ static void test_unref_many(void)
 
 /* The pool across threads: producers make packages (with a pattern) that consumers check and
  * free, one by one and in batches, so every package is made on one thread and freed on
- * another, and taken again from the pool (TSan checks the hand-over). A thread that ends with
- * packages in its own list frees them (a leak would show under valgrind). */
+ * another, and taken again from the pool (TSan checks the hand-over). Then a thread ends with
+ * packages on its own list, which its exit frees (a leak would show under valgrind). */
 #define POOL_THREADS 2
 #define POOL_ROUNDS 50000
 
@@ -431,14 +431,20 @@ static void *pool_consumer(void *arg)
             for (size_t k = 0; k < n; k++)
                 yti_pkg_unref(v[k]);
     }
-    /* Take some packages here, so this thread ends with a list of its own. */
-    for (int k = 0; k < 4; k++)
-        yti_pkg_unref(yti_pkg_new(16));
-    yti_pkg *a = yti_pkg_new(16), *b = yti_pkg_new(16);
+    return NULL;
+}
+
+/* Leaves two packages on this thread's own list; *mine: how many it held before leaving. */
+static void *pool_leaver(void *arg)
+{
+    size_t *mine = arg;
+    yti_pkg_pool_clear(); /* nothing shared: the three below are the list */
+    yti_pkg *a = yti_pkg_new(16), *b = yti_pkg_new(16), *c = yti_pkg_new(16);
     yti_pkg_unref(a);
     yti_pkg_unref(b);
-    a = yti_pkg_new(16);
-    yti_pkg_unref(yti_pkg_new(16));
+    yti_pkg_unref(c);
+    a = yti_pkg_new(16); /* takes the shared list whole; two stay on this thread's */
+    yti_pkg_pooled(16, NULL, mine);
     yti_pkg_unref(a);
     return NULL;
 }
@@ -472,6 +478,15 @@ static void test_pool_threads(void)
         CU_ASSERT_EQUAL(jobs[i].bad, 0);
     CU_ASSERT_EQUAL(got, (long)POOL_THREADS * POOL_ROUNDS);
     yti_queue_free(q);
+
+    size_t mine = 9;
+    yti_thread leaver;
+    memset(&leaver, 0, sizeof leaver);
+    CU_ASSERT_EQUAL_FATAL(yti_thread_start(&leaver, pool_leaver, &mine, "yt-pool", 0), YT_OK);
+    yti_thread_join(&leaver);
+    CU_ASSERT_EQUAL(mine, yti_pkg_pool_enabled() ? 2 : 0);
+    /* What it left on the shared list (the one it freed last) is still there; its own went. */
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), yti_pkg_pool_enabled() ? 1 : 0);
     yti_pkg_pool_clear();
 }
 
