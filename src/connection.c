@@ -82,8 +82,18 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+/*
+ * The read buffer. It starts at RBUF_SIZE. A package smaller than half the buffer is parsed in
+ * place from it (many per read) and copied into its own package; a larger one has its header
+ * read alone and its payload read straight into its package (rx_special). Packages of
+ * RBUF_SIZE / 2 up to RBUF_BIG / 2 bytes grow the buffer to RBUF_BIG, so that a stream of them
+ * (64 KiB, say) is read several per read and delivered in batches, as small ones are: one read
+ * per package and one wake-up of the application per package cost more than the copy (docs/
+ * benchmarks.md, "The seventh pass"). After RBUF_IDLE of silence the buffer shrinks back.
+ */
 #define RBUF_SIZE (64 * 1024)
-#define DIRECT_MIN (RBUF_SIZE / 2)
+#define RBUF_BIG (512 * 1024)
+#define RBUF_IDLE 0.2
 /* A large payload's buffer starts at this size and doubles as its bytes arrive, so a peer that
  * declares a huge package and sends little never makes us hold much more than it sent. */
 #define GROW_START (4u << 20)
@@ -113,7 +123,8 @@
 /* The receive side shared by the receiver thread and a leading application thread. */
 typedef struct rx_shared {
     int fd;             /* the socket; -1 once the receiver has left */
-    unsigned char *buf; /* RBUF_SIZE bytes */
+    unsigned char *buf; /* size bytes: RBUF_SIZE, or RBUF_BIG while large packages stream */
+    size_t size;
     size_t have, pos;   /* bytes in buf; the start of the first unparsed package */
     yti_pkg *v[YTI_DELIVER_MAX]; /* parsed, not yet delivered */
     size_t n;
@@ -179,6 +190,8 @@ struct yt_connection {
     atomic_bool rx_timed_out;           /* timedout(true) was the last edge emitted */
     atomic_uint_least64_t last_rx;      /* monotonic ns of the last byte read */
     atomic_uint_least64_t led;          /* reads done by leaders */
+    atomic_uint_least64_t rbuf_grown;   /* times the read buffer grew (fits_buffer) */
+    atomic_size_t rbuf_size;            /* rx.size, for tests to read without rxlock */
     yti_mutex tolock;                   /* orders the timedout edges */
     yti_mutex kicklock;                 /* guards writing to and closing the eventfds */
 
@@ -242,6 +255,8 @@ yt_connection *yti_conn_new(yt_context *ctx, uint64_t own_id, const yti_conn_con
     atomic_init(&c->rx_handback, false);
     atomic_init(&c->rx_busy, false);
     atomic_init(&c->rx_large, false);
+    atomic_init(&c->rbuf_grown, 0);
+    atomic_init(&c->rbuf_size, 0);
     atomic_init(&c->rx_tcp, false);
     atomic_init(&c->rx_timed_out, false);
     atomic_init(&c->last_rx, 0);
@@ -731,7 +746,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
                 int rb = 0;
                 socklen_t rl = sizeof rb;
                 st->drain = getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rb, &rl) == 0 && rb > 0
-                                ? rb : RBUF_SIZE;
+                                ? rb : (int)RBUF_SIZE;
             }
             if (st->drain == 0 || len == 0)
                 return -ECANCELED;
@@ -793,7 +808,7 @@ static ssize_t rx_read(yt_connection *c, rx_state *st, int fd, void *buf, size_t
         st->full_read = n > 0 && (size_t)n == len;
         /* A header read alone (receive_loop) fills its small buffer without being a stream. */
         if (n > 0)
-            note_read(c, fd, (size_t)n, st->peek ? RBUF_SIZE : len, st->partial);
+            note_read(c, fd, (size_t)n, st->peek ? c->rx.size : len, st->partial);
         return n;
     }
 }
@@ -885,8 +900,44 @@ static yti_pkg *pkg_start(rx_shared *rx, const yti_header *h, size_t cap, size_t
 
 enum { PARSE_NEED, PARSE_FULL, PARSE_STOP };
 
+/* A package of len bytes is parsed in place from the read buffer, which grows for it if need be
+ * (rxlock held). False: it is read by itself (rx_special). */
+static bool fits_buffer(yt_connection *c, rx_shared *rx, uint64_t len)
+{
+    if (len < rx->size / 2)
+        return true;
+    if (rx->size >= RBUF_BIG || len >= RBUF_BIG / 2)
+        return false;
+    unsigned char *big = realloc(rx->buf, RBUF_BIG);
+    if (!big)
+        return false; /* it is read by itself then */
+    rx->buf = big;
+    rx->size = RBUF_BIG;
+    atomic_store_explicit(&c->rbuf_size, rx->size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->rbuf_grown, 1, memory_order_relaxed);
+    return true;
+}
+
+/* After RBUF_IDLE of silence, with nothing in it, a grown read buffer shrinks back (rxlock
+ * held). */
+static void shrink_buffer(yt_connection *c, rx_shared *rx)
+{
+    if (rx->size == RBUF_SIZE || rx->have ||
+        yti_now() < atomic_load_explicit(&c->last_rx, memory_order_relaxed) +
+                        (uint64_t)(RBUF_IDLE * 1e9))
+        return;
+    unsigned char *small = malloc(RBUF_SIZE); /* not realloc: the big one goes back whole */
+    if (!small)
+        return;
+    free(rx->buf);
+    rx->buf = small;
+    rx->size = RBUF_SIZE;
+    rx->pos = 0;
+    atomic_store_explicit(&c->rbuf_size, rx->size, memory_order_relaxed);
+}
+
 /*
- * Moves every complete package smaller than DIRECT_MIN at the front of the buffer into rx->v,
+ * Moves every complete package that fits the buffer (fits_buffer) at the front of it into rx->v,
  * skipping heartbeats (rxlock held). PARSE_NEED: the rest is an incomplete small package, or
  * nothing; PARSE_FULL: rx->v is full; PARSE_STOP: the package at rx->pos needs the receiver's
  * handling (rx_special): the close package, a bad or too large header, a large package, or
@@ -906,7 +957,7 @@ static int parse_small(yt_connection *c, rx_shared *rx)
             rx->pos += YTI_HEADER_SIZE; /* heartbeat (0) or unknown: nothing to do */
             continue;
         }
-        if (h.len >= DIRECT_MIN || h.len > c->cfg.max_package_size)
+        if (h.len > c->cfg.max_package_size || !fits_buffer(c, rx, h.len))
             return PARSE_STOP;
         if (rx->have - rx->pos - YTI_HEADER_SIZE < h.len)
             return PARSE_NEED; /* wait for the rest in the buffer */
@@ -1046,18 +1097,19 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
         /* Nothing special is pending: leaders may read again. */
         atomic_store(&c->rx_handback, false);
         st.partial = rx->have > 0; /* the start of a package is in the buffer */
-        /* After a large package the next one is likely large too: its header is read alone, so
-         * that its payload goes straight into its own buffer (rx_special) instead of mostly
-         * through this one and a copy. A stream of 64 KiB packages thus takes two reads per
-         * package and no copy, where it took two reads (the second for the last 56 bytes) and
-         * a copy of all but 56 bytes. Leaders stand aside meanwhile (yti_conn_lead): they read
-         * whole buffers. */
+        /* After a large package (one that does not fit the buffer) the next one is likely
+         * large too: its header is read alone, so that its payload goes straight into its own
+         * buffer (rx_special) instead of mostly through this one and a copy. Leaders stand
+         * aside meanwhile (yti_conn_lead): they read whole buffers. */
         st.peek = atomic_load_explicit(&c->rx_large, memory_order_relaxed) &&
                   rx->have < YTI_HEADER_SIZE;
-        size_t want = st.peek ? YTI_HEADER_SIZE - rx->have : RBUF_SIZE - rx->have;
+        size_t want = st.peek ? YTI_HEADER_SIZE - rx->have : rx->size - rx->have;
         ssize_t n = rx_read(c, &st, fd, rx->buf + rx->have, want, true);
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            if (!st.woke) /* nothing came for a while */
+                shrink_buffer(c, rx);
             continue; /* waited without rxlock: look at the buffer again */
+        }
         if (n <= 0) {
             reason = read_failure(c, n, errbuf, errsize);
             break;
@@ -1078,7 +1130,7 @@ static bool lead_read(yt_connection *c, yt_context *ctx, bool *more)
 {
     rx_shared *rx = &c->rx;
     for (int round = 0; round < 4; round++) {
-        size_t room = RBUF_SIZE - rx->have;
+        size_t room = rx->size - rx->have;
         bool partial = rx->have > 0;
         ssize_t n = recv(rx->fd, rx->buf + rx->have, room, MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1113,6 +1165,13 @@ static bool lead_read(yt_connection *c, yt_context *ctx, bool *more)
 uint64_t yti_conn_led(yt_connection *c)
 {
     return atomic_load_explicit(&c->led, memory_order_relaxed);
+}
+
+size_t yti_conn_rbuf_size(yt_connection *c, uint64_t *grown)
+{
+    if (grown)
+        *grown = atomic_load_explicit(&c->rbuf_grown, memory_order_relaxed);
+    return atomic_load_explicit(&c->rbuf_size, memory_order_relaxed);
 }
 
 int yti_conn_lead(yt_connection *c, yti_queue *q, uint64_t deadline)
@@ -1337,6 +1396,8 @@ static void run_receiver(yt_connection *c)
     yti_mutex_lock(&c->rxlock);
     c->rx.fd = fd;
     c->rx.buf = buf;
+    c->rx.size = RBUF_SIZE;
+    atomic_store_explicit(&c->rbuf_size, RBUF_SIZE, memory_order_relaxed);
     yti_mutex_unlock(&c->rxlock);
     setup_readers(c, fd);
     char errbuf[256];

@@ -114,6 +114,10 @@ uint64_t yti_conn_direct_taken(yt_connection *c);
 int yti_conn_lead(yt_connection *c, yti_queue *q, uint64_t deadline);
 /* How many reads of c's socket leaders did (tests, diagnostics). */
 uint64_t yti_conn_led(yt_connection *c);
+/* The size of c's read buffer now (0 before its receiver started), and in *grown (if not NULL)
+ * how many times it grew for a stream of large packages (connection.c, "The read buffer"). For
+ * tests. */
+size_t yti_conn_rbuf_size(yt_connection *c, uint64_t *grown);
 /* Writes v[0..n) (consumed; n as reserved) in one system call without blocking; what the
  * socket does not take is finished by the sender thread. Releases the write lock taken by
  * yti_conn_reserve_direct. */

@@ -281,6 +281,59 @@ static void test_large_stream(void)
     link_down(&l);
 }
 
+static bool rbuf_back_to_small(void *conn)
+{
+    return yti_conn_rbuf_size(conn, NULL) == 64 * 1024;
+}
+
+/* The read buffer grows for packages from 32 KiB up to 256 KiB, which it then reads several per
+ * read and parses in place, and shrinks back after a moment of silence; larger packages are read
+ * by themselves. Packages on both sides of each threshold arrive whole and in order, twice
+ * (grown, shrunk, grown again). */
+static void test_read_buffer_grows_and_shrinks(void)
+{
+    static const size_t sizes[] = {32767, 32768, 65536, 100, 262143, 262144, 300000, 7, 65536, 1};
+    const int n = 40;
+    link2 l;
+    link_up(&l);
+    yt_channel *p, *s;
+    yt_pub_new(l.a, "buf", YT_BINARY, &p);
+    yt_sub_new(l.b, "buf", YT_BINARY, &s);
+    yti_sleep(0.1);
+    uint64_t grown = 99;
+    CU_ASSERT_EQUAL(yti_conn_rbuf_size(l.cb, &grown), 64 * 1024);
+    CU_ASSERT_EQUAL(grown, 0);
+    unsigned char *buf = malloc(300000), *want = malloc(300000);
+    CU_ASSERT_FATAL(buf != NULL && want != NULL);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < n; i++) {
+            size_t len = sizes[i % 10];
+            fill(buf, len, i + 100 * round);
+            CU_ASSERT_EQUAL(yt_channel_send(p, buf, len), YT_OK);
+        }
+        int good = 0;
+        for (int i = 0; i < n; i++) {
+            yt_msg *m = NULL;
+            if (yt_channel_recv(s, 10.0, &m) != YT_OK)
+                break;
+            size_t len = sizes[i % 10];
+            fill(want, len, i + 100 * round);
+            good += yt_msg_size(m) == len && memcmp(yt_msg_data(m), want, len) == 0;
+            yt_msg_free(m);
+        }
+        CU_ASSERT_EQUAL(good, n);
+        uint64_t before = grown;
+        yti_conn_rbuf_size(l.cb, &grown);
+        CU_ASSERT(grown > before);
+        CU_ASSERT_TRUE(wait_until(NULL, rbuf_back_to_small, l.cb, 5.0));
+    }
+    free(buf);
+    free(want);
+    yt_channel_free(p);
+    yt_channel_free(s);
+    link_down(&l);
+}
+
 /* Closing the connection under a waiting leader, then the channel: the wait ends at the
  * channel's close, at once; the connection's descriptors are gone. */
 static void test_close_under_leader(void)
@@ -390,6 +443,7 @@ void yt_suite_leader(void)
         {"other_channel_while_leading", test_other_channel_while_leading},
         {"large_between_small", test_large_between_small},
         {"large_stream", test_large_stream},
+        {"read_buffer_grows_and_shrinks", test_read_buffer_grows_and_shrinks},
         {"close_under_leader", test_close_under_leader},
         {"peer_close_under_leader", test_peer_close_under_leader},
         {"future_waits", test_future_waits},
