@@ -101,13 +101,16 @@ static bool keep_spare(yti_pkg *p)
  * one atomic exchange (so no ABA problem: nothing is ever popped alone). Bounds: a shared list
  * holds about POOL_BYTES of packages (at least POOL_MIN of them; pushes racing with each other
  * or with a take can exceed that by what they push), a thread holds at most what it took from
- * one; a thread's list is freed when the thread exits. Not under AddressSanitizer, like the
- * spares.
+ * one; a thread's list is freed when the thread exits. POOL_BYTES is 512 KiB: at 128 KiB a
+ * class held about 116 packages of 1 KiB, fewer than one batch of the sender thread (up to 256),
+ * so most of each batch was freed and allocated again, and a 1 KiB stream ran at 0.66-0.92 M/s
+ * instead of 1.26-1.6 (docs/benchmarks.md, "The seventh pass"). Not under AddressSanitizer,
+ * like the spares.
  */
 #define POOL KEEP_SPARES
 #define POOL_MAX_LEN 4096
 #define POOL_CLASSES 33 /* 16, then 4 per doubling from 16 to 4096 */
-#define POOL_BYTES ((size_t)128 << 10)
+#define POOL_BYTES YTI_POOL_BYTES
 #define POOL_MIN 16
 
 typedef struct pool_class {

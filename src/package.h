@@ -75,6 +75,9 @@ void yti_pkg_unref_many(yti_pkg *const *v, size_t n);
 bool yti_pkg_spares_enabled(void);
 size_t yti_pkg_spares(void);
 void yti_pkg_spares_clear(void);
+/* About how many bytes of freed small packages each size class keeps for reuse, process-wide
+ * (package.c, "The pool of small packages"). */
+#define YTI_POOL_BYTES ((size_t)512 << 10)
 /* The pool of small packages (package.c; not under AddressSanitizer). yti_pkg_pool_cap: the
  * payload room a new package of len bytes gets (len itself when the pool does not apply).
  * yti_pkg_pooled: packages of that room held now, shared and by the calling thread.
