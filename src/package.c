@@ -103,8 +103,8 @@ static bool keep_spare(yti_pkg *p)
  * or with a take can exceed that by what they push), a thread holds at most what it took from
  * one; a thread's list is freed when the thread exits. POOL_BYTES is 512 KiB: at 128 KiB a
  * class held about 116 packages of 1 KiB, fewer than one batch of the sender thread (up to 256),
- * so most of each batch was freed and allocated again, and a 1 KiB stream ran at 0.66-0.92 M/s
- * instead of 1.26-1.6 (docs/benchmarks.md, "The seventh pass"). Not under AddressSanitizer,
+ * so most of each batch was freed and allocated again, and a 1 KiB stream ran at 0.71-1.11 M/s
+ * instead of 1.13-1.65 (docs/benchmarks.md, "The seventh pass"). Not under AddressSanitizer,
  * like the spares.
  */
 #define POOL KEEP_SPARES
