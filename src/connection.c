@@ -89,7 +89,8 @@
  * RBUF_SIZE / 2 up to RBUF_BIG / 2 bytes grow the buffer to RBUF_BIG, so that a stream of them
  * (64 KiB, say) is read several per read and delivered in batches, as small ones are: one read
  * per package and one wake-up of the application per package cost more than the copy (docs/
- * benchmarks.md, "The seventh pass"). After RBUF_IDLE of silence the buffer shrinks back.
+ * benchmarks.md, "The seventh pass"). RBUF_IDLE after the last such package the buffer shrinks
+ * back (checked whenever the receiver thread's wait ends).
  */
 #define RBUF_SIZE (64 * 1024)
 #define RBUF_BIG (512 * 1024)
@@ -125,6 +126,7 @@ typedef struct rx_shared {
     int fd;             /* the socket; -1 once the receiver has left */
     unsigned char *buf; /* size bytes: RBUF_SIZE, or RBUF_BIG while large packages stream */
     size_t size;
+    uint64_t big_at;    /* when the last package that needs RBUF_BIG was read (monotonic ns) */
     size_t have, pos;   /* bytes in buf; the start of the first unparsed package */
     yti_pkg *v[YTI_DELIVER_MAX]; /* parsed, not yet delivered */
     size_t n;
@@ -904,27 +906,29 @@ enum { PARSE_NEED, PARSE_FULL, PARSE_STOP };
  * (rxlock held). False: it is read by itself (rx_special). */
 static bool fits_buffer(yt_connection *c, rx_shared *rx, uint64_t len)
 {
-    if (len < rx->size / 2)
+    if (len < RBUF_SIZE / 2)
         return true;
-    if (rx->size >= RBUF_BIG || len >= RBUF_BIG / 2)
+    if (len >= RBUF_BIG / 2)
         return false;
-    unsigned char *big = realloc(rx->buf, RBUF_BIG);
-    if (!big)
-        return false; /* it is read by itself then */
-    rx->buf = big;
-    rx->size = RBUF_BIG;
-    atomic_store_explicit(&c->rbuf_size, rx->size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&c->rbuf_grown, 1, memory_order_relaxed);
+    if (rx->size < RBUF_BIG) {
+        unsigned char *big = realloc(rx->buf, RBUF_BIG);
+        if (!big)
+            return false; /* it is read by itself then */
+        rx->buf = big;
+        rx->size = RBUF_BIG;
+        atomic_store_explicit(&c->rbuf_size, rx->size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&c->rbuf_grown, 1, memory_order_relaxed);
+    }
+    rx->big_at = atomic_load_explicit(&c->last_rx, memory_order_relaxed); /* its bytes' read */
     return true;
 }
 
-/* After RBUF_IDLE of silence, with nothing in it, a grown read buffer shrinks back (rxlock
- * held). */
+/* RBUF_IDLE after the last package that needed it, with nothing in it, a grown read buffer
+ * shrinks back (rxlock held). Heartbeats and small packages do not keep it: an idle link gets a
+ * heartbeat about every 0.25 s. */
 static void shrink_buffer(yt_connection *c, rx_shared *rx)
 {
-    if (rx->size == RBUF_SIZE || rx->have ||
-        yti_now() < atomic_load_explicit(&c->last_rx, memory_order_relaxed) +
-                        (uint64_t)(RBUF_IDLE * 1e9))
+    if (rx->size == RBUF_SIZE || rx->have || yti_now() < rx->big_at + (uint64_t)(RBUF_IDLE * 1e9))
         return;
     unsigned char *small = malloc(RBUF_SIZE); /* not realloc: the big one goes back whole */
     if (!small)
@@ -1106,8 +1110,7 @@ static const char *receive_loop(yt_connection *c, char *errbuf, size_t errsize)
         size_t want = st.peek ? YTI_HEADER_SIZE - rx->have : rx->size - rx->have;
         ssize_t n = rx_read(c, &st, fd, rx->buf + rx->have, want, true);
         if (n == -EAGAIN) {
-            if (!st.woke) /* nothing came for a while */
-                shrink_buffer(c, rx);
+            shrink_buffer(c, rx);
             continue; /* waited without rxlock: look at the buffer again */
         }
         if (n <= 0) {
