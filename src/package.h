@@ -38,7 +38,6 @@ typedef struct yt_msg {
     bool writable;     /* made by yt_msg_new and not yet sent: the user may write the payload */
     size_t len;
     size_t cap;          /* payload bytes allocated (len <= cap) */
-    struct yt_msg *next_free; /* package.c's pool of small packages only */
     unsigned char *data; /* points at payload[] */
     unsigned char payload[];
 } yti_pkg;
@@ -68,7 +67,7 @@ yti_pkg *yti_pkg_ref(yti_pkg *p);
 /* Drops a reference; the last one frees the package, or keeps it as a spare (package.c). */
 void yti_pkg_unref(yti_pkg *p);
 /* Drops a reference to each of v[0..n-1] (NULL entries skipped); what is freed goes to the
- * pool of small packages with one atomic operation per size class instead of one per package. */
+ * pool of small packages in magazines of its own, one atomic operation per magazine. */
 void yti_pkg_unref_many(yti_pkg *const *v, size_t n);
 /* Spare large packages (package.c): whether they are kept in this build (not under
  * AddressSanitizer), how many are kept now, and freeing them all. Thread-safe. */
@@ -78,9 +77,13 @@ void yti_pkg_spares_clear(void);
 /* About how many bytes of freed small packages each size class keeps for reuse, process-wide
  * (package.c, "The pool of small packages"). */
 #define YTI_POOL_BYTES ((size_t)512 << 10)
+/* Packages per magazine of the pool; a thread collects fewer than this many per class that it
+ * freed one at a time before they go to the shared list. */
+#define YTI_POOL_MAG 64
 /* The pool of small packages (package.c; not under AddressSanitizer). yti_pkg_pool_cap: the
  * payload room a new package of len bytes gets (len itself when the pool does not apply).
- * yti_pkg_pooled: packages of that room held now, shared and by the calling thread.
+ * yti_pkg_pooled: packages of that room held now, shared and by the calling thread (taken from
+ * the shared list, or freed by it and not yet passed on).
  * yti_pkg_pool_clear: frees the shared ones and the calling thread's. Thread-safe. */
 bool yti_pkg_pool_enabled(void);
 size_t yti_pkg_pool_cap(size_t len);

@@ -294,8 +294,10 @@ static void test_pool(void)
     p->writable = true;
     yti_pkg *was = p;
     yti_pkg_unref(p);
+    /* Freed alone: collected by this thread, not yet shared. */
     CU_ASSERT_EQUAL(yti_pkg_pooled(112, &shared, &mine), on ? 1 : 0);
-    CU_ASSERT_EQUAL(shared, on ? 1 : 0);
+    CU_ASSERT_EQUAL(shared, 0);
+    CU_ASSERT_EQUAL(mine, on ? 1 : 0);
     p = yti_pkg_new(98); /* same class (112) */
     CU_ASSERT_PTR_NOT_NULL_FATAL(p);
     if (on)
@@ -328,10 +330,41 @@ static void test_pool(void)
     }
     for (int i = 0; i < MANY; i++)
         yti_pkg_unref(v[i]);
-    size_t kept = yti_pkg_pooled(16, NULL, NULL);
+    /* Shared: about YTI_POOL_BYTES; this thread's: fewer than a magazine. */
+    size_t kept = yti_pkg_pooled(16, &shared, &mine);
     CU_ASSERT(on ? kept >= 64 : kept == 0);
-    CU_ASSERT(kept * pooled_bytes(16) <= YTI_POOL_BYTES);
+    CU_ASSERT(shared * pooled_bytes(16) <= YTI_POOL_BYTES);
+    CU_ASSERT(mine < YTI_POOL_MAG);
     CU_ASSERT(!on || kept < MANY);
+    yti_pkg_pool_clear();
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), 0);
+
+    /* Packages freed one at a time go to the shared list once a magazine is full; taking
+     * takes this thread's own first, then the shared list whole. */
+    for (int i = 0; i < YTI_POOL_MAG + 1; i++) {
+        v[i] = yti_pkg_new(16);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v[i]);
+    }
+    for (int i = 0; i < YTI_POOL_MAG + 1; i++)
+        yti_pkg_unref(v[i]);
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, &shared, &mine), on ? YTI_POOL_MAG + 1 : 0);
+    CU_ASSERT_EQUAL(shared, on ? YTI_POOL_MAG : 0);
+    CU_ASSERT_EQUAL(mine, on ? 1 : 0);
+    for (int i = 0; i < YTI_POOL_MAG + 1; i++) {
+        v[i] = yti_pkg_new(16);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(v[i]);
+        memset(v[i]->data, i, 16);
+    }
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), 0); /* every one taken again */
+    for (int i = 0; on && i < YTI_POOL_MAG + 1; i++) /* and each once */
+        for (int j = 0; j < i; j++)
+            if (v[i] == v[j])
+                CU_FAIL("a pooled package was handed out twice");
+    for (int i = 0; i < YTI_POOL_MAG + 1; i++)
+        CU_ASSERT_EQUAL(v[i]->data[15], (unsigned char)i);
+    yti_pkg_unref_many(v, YTI_POOL_MAG + 1); /* a batch: shared at once, in two magazines */
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, &shared, &mine), on ? YTI_POOL_MAG + 1 : 0);
+    CU_ASSERT_EQUAL(mine, 0);
     yti_pkg_pool_clear();
     CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), 0);
     free(v);
@@ -436,16 +469,17 @@ static void *pool_consumer(void *arg)
     return NULL;
 }
 
-/* Leaves two packages on this thread's own list; *mine: how many it held before leaving. */
+/* Leaves three packages with this thread (and magazines); *mine: how many it held before
+ * freeing the last one. */
 static void *pool_leaver(void *arg)
 {
     size_t *mine = arg;
-    yti_pkg_pool_clear(); /* nothing shared: the three below are the list */
+    yti_pkg_pool_clear(); /* nothing shared or of this thread's before */
     yti_pkg *a = yti_pkg_new(16), *b = yti_pkg_new(16), *c = yti_pkg_new(16);
     yti_pkg_unref(a);
     yti_pkg_unref(b);
     yti_pkg_unref(c);
-    a = yti_pkg_new(16); /* takes the shared list whole; two stay on this thread's */
+    a = yti_pkg_new(16); /* takes one of the three this thread collected; two stay */
     yti_pkg_pooled(16, NULL, mine);
     yti_pkg_unref(a);
     return NULL;
@@ -487,8 +521,8 @@ static void test_pool_threads(void)
     CU_ASSERT_EQUAL_FATAL(yti_thread_start(&leaver, pool_leaver, &mine, "yt-pool", 0), YT_OK);
     yti_thread_join(&leaver);
     CU_ASSERT_EQUAL(mine, yti_pkg_pool_enabled() ? 2 : 0);
-    /* What it left on the shared list (the one it freed last) is still there; its own went. */
-    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), yti_pkg_pool_enabled() ? 1 : 0);
+    /* Its exit freed what it held (valgrind would see a leak otherwise); nothing was shared. */
+    CU_ASSERT_EQUAL(yti_pkg_pooled(16, NULL, NULL), 0);
     yti_pkg_pool_clear();
 }
 
