@@ -111,7 +111,12 @@ static bool keep_spare(yti_pkg *p)
  * line. And a package whose only reference is the caller's is freed without an atomic
  * read-modify-write of its count. Measured in isolation (bench/pool_bench: one thread making
  * 16 B packages, another freeing them; docs/benchmarks.md, "The eighth pass"): 22.6-24.2 ->
- * 18.9-21.2 ns per package freed in batches, no change freed one at a time.
+ * 18.9-21.2 ns per package freed in batches, no change freed one at a time. A magazine is
+ * used from the front, in the order its packages were freed, which is the order a stream made
+ * them in: the taking thread then walks memory in the order it was laid out, which the
+ * hardware's prefetching follows better than the reverse (the likely reason; measured, not
+ * traced). Batches: 36-39 -> 14-19 ns per package against taking from the back ("The ninth
+ * pass").
  *
  * Bounds: a shared list holds about POOL_BYTES of packages (at least POOL_MIN; pushes racing
  * with each other or with a take can exceed that by what they push); a thread holds what it
@@ -132,8 +137,8 @@ static bool keep_spare(yti_pkg *p)
 
 typedef struct mag {
     struct mag *next;
-    size_t n;            /* packages in v[0..n) */
-    yti_pkg *v[MAG_CAP]; /* taken from the end */
+    size_t first, n;     /* packages in v[first..n) */
+    yti_pkg *v[MAG_CAP]; /* taken from the front: in the order they were freed */
 } mag;
 
 typedef struct mag_stack {
@@ -219,7 +224,7 @@ static void free_mags(mag *m)
 {
     while (m) {
         mag *next = m->next;
-        for (size_t i = 0; i < m->n; i++)
+        for (size_t i = m->first; i < m->n; i++)
             free(m->v[i]);
         free(m);
         m = next;
@@ -272,7 +277,7 @@ static mag *get_empty(void)
     else if (!(m = malloc(sizeof *m)))
         return NULL;
     m->next = NULL;
-    m->n = 0;
+    m->first = m->n = 0;
     return m;
 }
 
@@ -305,7 +310,7 @@ static void mag_push(int c, mag *m)
 static yti_pkg *pool_take(int c)
 {
     mag *m = my.take[c];
-    while (m && m->n == 0) {
+    while (m && m->first == m->n) {
         my.take[c] = m->next;
         put_empty(m);
         m = my.take[c];
@@ -319,7 +324,7 @@ static yti_pkg *pool_take(int c)
         }
         my.take[c] = m;
     }
-    return m->v[--m->n];
+    return m->v[m->first++];
 }
 
 /* The only reference to p is the caller's: then nobody else can change the count, and it
@@ -373,7 +378,7 @@ size_t yti_pkg_pooled(size_t cap, size_t *shared, size_t *mine)
     if (c >= 0) {
         s = atomic_load_explicit(&pool[c].n, memory_order_relaxed);
         for (mag *q = my.take[c]; q; q = q->next)
-            m += q->n;
+            m += q->n - q->first;
         m += my.fill[c] ? my.fill[c]->n : 0;
     }
     if (shared)
