@@ -2,7 +2,7 @@
  * queue.c - bounded FIFO queues of packages (spec 12): the reference's PackageQueue and, through
  * yti_queue_push_throttled, its TinyPackageQueue (the connection out-queue).
  *
- * Storage: a ring buffer of package pointers that starts small (at most 16 slots) and doubles
+ * Storage: a ring buffer of package pointers (each with its size on the wire) that starts small (at most 16 slots) and doubles
  * when full, never beyond `max` for bounded pushes, so the many mostly-empty queues of a process
  * (one per channel and connection, default max 10000) cost little. push_front and
  * push_unbounded may grow it past `max`. The ring never shrinks, except that clear() returns it
@@ -61,11 +61,19 @@ typedef struct throttle_waiter {
     struct throttle_waiter *next;
 } throttle_waiter;
 
+/* A queued package and its size on the wire, so that a pop need not read the package (its
+ * memory was written last by the pushing thread, on another core: a cache miss per package
+ * under the mutex, with the pusher waiting for it). */
+typedef struct slot {
+    yti_pkg *p;
+    size_t w;
+} slot;
+
 struct yti_queue {
     yti_mutex mu;
     yti_cond nonempty;
     yti_cond drained;
-    yti_pkg **ring;
+    slot *ring;
     size_t cap;  /* slots in ring */
     size_t head; /* index of the first package */
     size_t len;
@@ -79,6 +87,11 @@ struct yti_queue {
     bool kicked;               /* yti_queue_kick: the next yti_queue_wait returns at once */
     size_t poppers;            /* threads asleep in pop / pop_many */
     size_t watchers;           /* threads asleep in yti_queue_wait */
+    yti_cond batch;            /* the yti_queue_wait_batch sleeper's */
+    size_t batchers;           /* threads asleep in yti_queue_wait_batch */
+    size_t batch_len;          /* ...and what wakes them: this many packages */
+    size_t batch_bytes;        /* ...or this many bytes */
+    bool batch_wake;           /* a push met them: wake after unlocking */
     throttle_waiter *throttled; /* throttled pushers asleep */
     uint64_t discarded;
     uint64_t pushed;
@@ -115,6 +128,7 @@ yti_queue *yti_queue_new(size_t max, yt_discard_mode mode)
     yti_mutex_init(&q->mu);
     yti_cond_init(&q->nonempty);
     yti_cond_init(&q->drained);
+    yti_cond_init(&q->batch);
     return q;
 }
 
@@ -123,12 +137,13 @@ void yti_queue_free(yti_queue *q)
     if (!q)
         return;
     for (size_t i = 0, k = q->head; i < q->len; i++) {
-        yti_pkg_unref(q->ring[k]);
+        yti_pkg_unref(q->ring[k].p);
         if (++k == q->cap)
             k = 0;
     }
     free(q->ring);
     yti_cond_destroy(&q->drained);
+    yti_cond_destroy(&q->batch);
     yti_cond_destroy(&q->nonempty);
     yti_mutex_destroy(&q->mu);
     free(q);
@@ -146,7 +161,7 @@ static int grow(yti_queue *q, bool bounded)
     size_t ncap = q->cap * 2;
     if (bounded && ncap > q->max && q->max > q->cap)
         ncap = q->max;
-    yti_pkg **nring = malloc(ncap * sizeof *nring);
+    slot *nring = malloc(ncap * sizeof *nring);
     if (!nring)
         return yti_error(YT_ENOMEM, "Out of memory growing a queue to %zu packages", ncap);
     /* Unwrap into the new ring so head becomes 0. */
@@ -162,10 +177,9 @@ static int grow(yti_queue *q, bool bounded)
     return YT_OK;
 }
 
-/* Counts p in (sign 1) or out (-1) of len and bytes. */
-static void count(yti_queue *q, const yti_pkg *p, int sign)
+/* Counts a package of w bytes on the wire in (sign 1) or out (-1) of len and bytes. */
+static void count(yti_queue *q, size_t w, int sign)
 {
-    size_t w = YTI_HEADER_SIZE + p->len;
     if (sign > 0) {
         q->len++;
         q->bytes += w;
@@ -182,17 +196,18 @@ static void append(yti_queue *q, yti_pkg *p)
     size_t k = q->head + q->len;
     if (k >= q->cap)
         k -= q->cap;
-    q->ring[k] = p;
-    count(q, p, 1);
+    size_t w = YTI_HEADER_SIZE + p->len;
+    q->ring[k] = (slot){p, w};
+    count(q, w, 1);
 }
 
 static yti_pkg *take_first(yti_queue *q)
 {
-    yti_pkg *p = q->ring[q->head];
+    slot e = q->ring[q->head];
     if (++q->head == q->cap)
         q->head = 0;
-    count(q, p, -1);
-    return p;
+    count(q, e.w, -1);
+    return e.p;
 }
 
 /* Wakes an armed leader (mutex held). */
@@ -202,6 +217,28 @@ static void kick_leader(yti_queue *q)
         q->kick(q->kick_arg);
 }
 
+/* A yti_queue_wait_batch sleeper is to be woken once the batch it waits for is there (mutex
+ * held): marked here, woken by unlock_after_push. Its thresholds are cleared meanwhile, so the
+ * pushes until it runs do not wake it again. */
+static void wake_batcher(yti_queue *q)
+{
+    if (q->batchers && (q->len >= q->batch_len || q->bytes >= q->batch_bytes)) {
+        q->batch_wake = true;
+        q->batch_len = q->batch_bytes = SIZE_MAX;
+    }
+}
+
+/* Unlocks after a push; then wakes the batch sleeper if the push completed its batch. After
+ * the unlock, so that it does not wake into a mutex its pusher still holds. */
+static void unlock_after_push(yti_queue *q)
+{
+    bool wake = q->batch_wake;
+    q->batch_wake = false;
+    yti_mutex_unlock(&q->mu);
+    if (wake)
+        yti_cond_signal(&q->batch);
+}
+
 /* Wakes sleepers in pop/pop_many/wait after a package was added. */
 static void wake_poppers(yti_queue *q)
 {
@@ -209,6 +246,7 @@ static void wake_poppers(yti_queue *q)
         yti_cond_broadcast(&q->nonempty);
     else if (q->poppers)
         yti_cond_signal(&q->nonempty);
+    wake_batcher(q);
 }
 
 /* After the queue shrank: releases every throttled pusher whose threshold is now met. */
@@ -269,7 +307,7 @@ int yti_queue_push(yti_queue *q, yti_pkg *p)
     yti_pkg *drop;
     yti_mutex_lock(&q->mu);
     int rc = push_locked(q, p, &drop, true);
-    yti_mutex_unlock(&q->mu);
+    unlock_after_push(q);
     yti_pkg_unref(drop);
     return rc;
 }
@@ -292,6 +330,7 @@ static int push_many(yti_queue *q, yti_pkg **v, size_t n, int *wake)
             *wake = YTI_WAKE_ALL;
         else if (q->poppers)
             *wake = YTI_WAKE_ONE;
+        wake_batcher(q);
     }
     return rc;
 }
@@ -300,7 +339,7 @@ int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n)
 {
     int wake;
     int rc = push_many(q, v, n, &wake);
-    yti_mutex_unlock(&q->mu);
+    unlock_after_push(q);
     yti_queue_wake(q, wake);
     for (size_t i = 0; i < n; i++)
         yti_pkg_unref(v[i]);
@@ -311,7 +350,7 @@ int yti_queue_push_many_later(yti_queue *q, yti_pkg **v, size_t n, int *wake)
 {
     int w;
     int rc = push_many(q, v, n, &w);
-    yti_mutex_unlock(&q->mu);
+    unlock_after_push(q);
     for (size_t i = 0; i < n; i++)
         yti_pkg_unref(v[i]);
     if (w > *wake)
@@ -346,7 +385,7 @@ int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double 
         *pp = self.next;
     }
     int rc = push_locked(q, p, &drop, true);
-    yti_mutex_unlock(&q->mu);
+    unlock_after_push(q);
     yti_pkg_unref(drop);
     return rc;
 }
@@ -402,8 +441,9 @@ static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
     if (rc == YT_OK) {
         if (front) {
             q->head = q->head == 0 ? q->cap - 1 : q->head - 1;
-            q->ring[q->head] = p;
-            count(q, p, 1);
+            size_t w = YTI_HEADER_SIZE + p->len;
+            q->ring[q->head] = (slot){p, w};
+            count(q, w, 1);
         } else {
             append(q, p);
             q->pushed++;
@@ -411,7 +451,7 @@ static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
         kick_leader(q);
         wake_poppers(q);
     }
-    yti_mutex_unlock(&q->mu);
+    unlock_after_push(q);
     if (rc)
         yti_pkg_unref(p);
     return rc;
@@ -495,7 +535,7 @@ yti_pkg *yti_queue_peek(yti_queue *q)
     yti_pkg *p = NULL;
     yti_mutex_lock(&q->mu);
     if (!q->closed && q->len)
-        p = yti_pkg_ref(q->ring[q->head]);
+        p = yti_pkg_ref(q->ring[q->head].p);
     yti_mutex_unlock(&q->mu);
     return p;
 }
@@ -526,12 +566,45 @@ int yti_queue_wait(yti_queue *q, uint64_t deadline)
     return rc;
 }
 
+int yti_queue_wait_batch(yti_queue *q, size_t min_len, size_t min_bytes, uint64_t deadline)
+{
+    /* Usually the batch gathered while the caller wrote the last one: no lock then. */
+    if (yti_queue_len_hint(q) >= min_len || yti_queue_bytes_hint(q) >= min_bytes)
+        return YT_OK;
+    int rc;
+    yti_mutex_lock(&q->mu);
+    for (;;) {
+        if (q->closed) {
+            rc = yti_error(YT_ECLOSED, "Queue is closed");
+            break;
+        }
+        if (q->len >= min_len || q->bytes >= min_bytes || q->kicked) {
+            rc = YT_OK;
+            break;
+        }
+        if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline)) {
+            rc = yti_error(YT_ETIMEDOUT, "Timed out waiting for a batch");
+            break;
+        }
+        /* One batch sleeper at a time (a connection's sender): its thresholds are the queue's. */
+        q->batchers++;
+        q->batch_len = min_len;
+        q->batch_bytes = min_bytes;
+        yti_cond_until(&q->batch, &q->mu, deadline);
+        q->batchers--;
+    }
+    yti_mutex_unlock(&q->mu);
+    return rc;
+}
+
 void yti_queue_kick(yti_queue *q)
 {
     yti_mutex_lock(&q->mu);
     q->kicked = true;
     if (q->watchers)
         yti_cond_broadcast(&q->nonempty);
+    if (q->batchers)
+        yti_cond_broadcast(&q->batch);
     yti_mutex_unlock(&q->mu);
 }
 
@@ -594,6 +667,8 @@ void yti_queue_close(yti_queue *q)
         kick_leader(q);
         if (q->poppers || q->watchers)
             yti_cond_broadcast(&q->nonempty);
+        if (q->batchers)
+            yti_cond_broadcast(&q->batch);
         if (q->throttled)
             yti_cond_broadcast(&q->drained);
     }
@@ -613,11 +688,11 @@ size_t yti_queue_clear(yti_queue *q)
     /* Clearing is rare (closing a channel or connection), so the packages are released under the
      * lock. A ring that grew during a burst goes back to its initial size; the small one is
      * allocated before locking, and without it the big ring is simply kept. */
-    yti_pkg **spare = malloc(INITIAL_CAP * sizeof *spare);
+    slot *spare = malloc(INITIAL_CAP * sizeof *spare);
     yti_mutex_lock(&q->mu);
     size_t n = q->len;
     for (size_t i = 0, k = q->head; i < n; i++) {
-        yti_pkg_unref(q->ring[k]);
+        yti_pkg_unref(q->ring[k].p);
         if (++k == q->cap)
             k = 0;
     }
@@ -627,7 +702,7 @@ size_t yti_queue_clear(yti_queue *q)
     atomic_store_explicit(&q->alen, 0, memory_order_relaxed);
     atomic_store_explicit(&q->abytes, 0, memory_order_relaxed);
     if (spare && q->cap > INITIAL_CAP) {
-        yti_pkg **big = q->ring;
+        slot *big = q->ring;
         q->ring = spare;
         q->cap = INITIAL_CAP;
         spare = big;
