@@ -954,6 +954,41 @@ static void test_stream_mostly_queued(void)
     wire_down(&w);
 }
 
+/* Reads and discards whatever arrives on fd until EOF or an error. */
+static void *discard_main(void *arg)
+{
+    int fd = *(int *)arg;
+    char buf[65536];
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+    return NULL;
+}
+
+/* A connection closed while its sender thread lets a stream's next batch gather, with packages
+ * still queued: the sender ends (it once spun for good, having skipped the wait that reports
+ * the close). Several rounds, since the close has to land in that moment. */
+static void test_close_while_batch_gathers(void)
+{
+    for (int round = 0; round < 20; round++) {
+        wire w;
+        wire_up(&w, NULL, 79);
+        yt_channel *pub;
+        CU_ASSERT_EQUAL_FATAL(yt_pub_new(w.ctx, "gather", YT_BINARY, &pub), YT_OK);
+        pthread_t th;
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, discard_main, &w.fd), 0);
+        for (uint32_t i = 0; i < 300; i++)
+            CU_ASSERT_EQUAL(yt_channel_send(pub, &i, sizeof i), YT_OK);
+        double t0 = mono_now();
+        yt_connection_close_on_problem(w.c, "closed by the test");
+        CU_ASSERT(mono_now() - t0 < 5.0);
+        CU_ASSERT_FALSE(yt_connection_is_alive(w.c));
+        shutdown(w.fd, SHUT_RDWR);
+        pthread_join(th, NULL);
+        yt_channel_free(pub);
+        wire_down(&w);
+    }
+}
+
 /* A peer sends and then resets the connection while this end, paused by a full sync-mode
  * subscriber, has not read it all: the reset reaches the sender thread first (its next
  * heartbeat fails) and closes the connection, and what the kernel already held must still be
@@ -1028,6 +1063,7 @@ void yt_suite_network(void)
         {"mixed_writes_keep_order", test_mixed_writes_keep_order},
         {"direct_write_rule", test_direct_write_rule},
         {"stream_mostly_queued", test_stream_mostly_queued},
+        {"close_while_batch_gathers", test_close_while_batch_gathers},
         {"reset_peer_bytes_still_delivered", test_reset_peer_bytes_still_delivered},
         {NULL, NULL}};
     yt_add_suite("network", t);
