@@ -2,9 +2,10 @@
  * queue.c - bounded FIFO queues of packages (spec 12): the reference's PackageQueue and, through
  * yti_queue_push_throttled, its TinyPackageQueue (the connection out-queue).
  *
- * Storage: a ring buffer of package pointers (each with its size on the wire) that starts small (at most 16 slots) and doubles
- * when full, never beyond `max` for bounded pushes, so the many mostly-empty queues of a process
- * (one per channel and connection, default max 10000) cost little. push_front and
+ * Storage: a ring buffer of package pointers, each with its size on the wire, that starts small
+ * (at most 16 slots) and doubles when full, never beyond `max` for bounded pushes, so the many
+ * mostly-empty queues of a process (one per channel and connection, default max 10000) cost
+ * little. push_front and
  * push_unbounded may grow it past `max`. The ring never shrinks, except that clear() returns it
  * to its initial size.
  *
