@@ -555,30 +555,12 @@ static bool spin_for_more(yti_queue *q)
 }
 
 /*
- * A stream of small packages: after writing a batch of at least GATHER_MIN packages and less
- * than GATHER_BYTES, the sender lets the next batch gather. It sleeps until the out-queue holds
- * half its high mark (128 packages by default, below the mark that holds the application
- * back) or GATHER_BYTES, or until GATHER_NS passed; only the push that completes the batch
- * wakes it. Each sendmsg costs 10-20 us on these VMs, most of it the loopback's receive path;
- * without this, a 16 B stream wrote 45-70 packages per call, with it 160-190: a third of the
- * calls, half the futex calls, and 40 % less CPU in the subscriber (docs/benchmarks.md, "The
- * ninth pass"). A package of such a stream waits at most GATHER_NS longer; a lone send or a
- * round trip is not affected (written directly, or a batch of one). Larger packages are not
- * held back: waiting would only leave the socket idle.
- */
-#define GATHER_MIN 8
-#define GATHER_BYTES ((size_t)64 << 10)
-#define GATHER_NS ((uint64_t)50000)
-
-/*
  * The sender thread: waits until the out-queue has packages (or a direct write left a remainder,
  * or a heartbeat is due), then, holding the write lock, finishes that remainder and writes every
  * queued package with one sendmsg per batch. Packages are taken from the queue only under the
  * write lock, so a direct writer (who needs the queue empty and the lock free) can never
  * overtake packages popped but not yet written.
  */
-static size_t outq_high(yt_connection *c);
-
 static void *sender_main(void *arg)
 {
     yt_connection *c = arg;
@@ -591,14 +573,9 @@ static void *sender_main(void *arg)
     yti_mutex_unlock(&c->lock);
 
     bool may_spin = several_cpus(), wrote = false;
-    size_t last = 0, last_bytes = 0; /* the last batch popped: packages, bytes on the wire */
     for (;;) {
-        if (wrote && last >= GATHER_MIN && last_bytes < GATHER_BYTES)
-            yti_queue_wait_batch(c->outq, outq_high(c) / 2, GATHER_BYTES,
-                                 yti_now() + GATHER_NS);
-        else if (wrote && may_spin)
+        if (wrote && may_spin)
             spin_for_more(c->outq); /* the wait below then returns at once */
-        last = last_bytes = 0;
         /* Packages queued: no need to take the queue's lock to be told so (a kick left
          * pending ends the next wait at once instead). */
         int rc = yti_queue_len_hint(c->outq)
@@ -624,12 +601,9 @@ static void *sender_main(void *arg)
             size_t k = 0;
             for (size_t i = 0; i < n; i++)
                 k += pkg_iov(batch[i], hdr[i], 0, iov + k);
-            for (size_t i = 0; i < k; i++)
-                last_bytes += iov[i].iov_len;
             err = send_iov(fd, iov, k);
             yti_pkg_unref_many(batch, n);
             done += n;
-            last = n;
         } else if (!err && rc == YT_ETIMEDOUT && done == 0 && heartbeat_allowed(c) &&
                    quiet_since_direct(c)) {
             err = yti_net_write_all(fd, yti_heartbeat_bytes, YTI_HEADER_SIZE);

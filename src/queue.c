@@ -88,11 +88,6 @@ struct yti_queue {
     bool kicked;               /* yti_queue_kick: the next yti_queue_wait returns at once */
     size_t poppers;            /* threads asleep in pop / pop_many */
     size_t watchers;           /* threads asleep in yti_queue_wait */
-    yti_cond batch;            /* the yti_queue_wait_batch sleeper's */
-    size_t batchers;           /* threads asleep in yti_queue_wait_batch */
-    size_t batch_len;          /* ...and what wakes them: this many packages */
-    size_t batch_bytes;        /* ...or this many bytes */
-    bool batch_wake;           /* a push met them: wake after unlocking */
     throttle_waiter *throttled; /* throttled pushers asleep */
     uint64_t discarded;
     uint64_t pushed;
@@ -129,7 +124,6 @@ yti_queue *yti_queue_new(size_t max, yt_discard_mode mode)
     yti_mutex_init(&q->mu);
     yti_cond_init(&q->nonempty);
     yti_cond_init(&q->drained);
-    yti_cond_init(&q->batch);
     return q;
 }
 
@@ -144,7 +138,6 @@ void yti_queue_free(yti_queue *q)
     }
     free(q->ring);
     yti_cond_destroy(&q->drained);
-    yti_cond_destroy(&q->batch);
     yti_cond_destroy(&q->nonempty);
     yti_mutex_destroy(&q->mu);
     free(q);
@@ -218,28 +211,6 @@ static void kick_leader(yti_queue *q)
         q->kick(q->kick_arg);
 }
 
-/* A yti_queue_wait_batch sleeper is to be woken once the batch it waits for is there (mutex
- * held): marked here, woken by unlock_after_push. Its thresholds are cleared meanwhile, so the
- * pushes until it runs do not wake it again. */
-static void wake_batcher(yti_queue *q)
-{
-    if (q->batchers && (q->len >= q->batch_len || q->bytes >= q->batch_bytes)) {
-        q->batch_wake = true;
-        q->batch_len = q->batch_bytes = SIZE_MAX;
-    }
-}
-
-/* Unlocks after a push; then wakes the batch sleeper if the push completed its batch. After
- * the unlock, so that it does not wake into a mutex its pusher still holds. */
-static void unlock_after_push(yti_queue *q)
-{
-    bool wake = q->batch_wake;
-    q->batch_wake = false;
-    yti_mutex_unlock(&q->mu);
-    if (wake)
-        yti_cond_signal(&q->batch);
-}
-
 /* Wakes sleepers in pop/pop_many/wait after a package was added. */
 static void wake_poppers(yti_queue *q)
 {
@@ -247,7 +218,6 @@ static void wake_poppers(yti_queue *q)
         yti_cond_broadcast(&q->nonempty);
     else if (q->poppers)
         yti_cond_signal(&q->nonempty);
-    wake_batcher(q);
 }
 
 /* After the queue shrank: releases every throttled pusher whose threshold is now met. */
@@ -308,7 +278,7 @@ int yti_queue_push(yti_queue *q, yti_pkg *p)
     yti_pkg *drop;
     yti_mutex_lock(&q->mu);
     int rc = push_locked(q, p, &drop, true);
-    unlock_after_push(q);
+    yti_mutex_unlock(&q->mu);
     yti_pkg_unref(drop);
     return rc;
 }
@@ -331,7 +301,6 @@ static int push_many(yti_queue *q, yti_pkg **v, size_t n, int *wake)
             *wake = YTI_WAKE_ALL;
         else if (q->poppers)
             *wake = YTI_WAKE_ONE;
-        wake_batcher(q);
     }
     return rc;
 }
@@ -340,7 +309,7 @@ int yti_queue_push_many(yti_queue *q, yti_pkg **v, size_t n)
 {
     int wake;
     int rc = push_many(q, v, n, &wake);
-    unlock_after_push(q);
+    yti_mutex_unlock(&q->mu);
     yti_queue_wake(q, wake);
     for (size_t i = 0; i < n; i++)
         yti_pkg_unref(v[i]);
@@ -351,7 +320,7 @@ int yti_queue_push_many_later(yti_queue *q, yti_pkg **v, size_t n, int *wake)
 {
     int w;
     int rc = push_many(q, v, n, &w);
-    unlock_after_push(q);
+    yti_mutex_unlock(&q->mu);
     for (size_t i = 0; i < n; i++)
         yti_pkg_unref(v[i]);
     if (w > *wake)
@@ -386,7 +355,7 @@ int yti_queue_push_throttled(yti_queue *q, yti_pkg *p, size_t threshold, double 
         *pp = self.next;
     }
     int rc = push_locked(q, p, &drop, true);
-    unlock_after_push(q);
+    yti_mutex_unlock(&q->mu);
     yti_pkg_unref(drop);
     return rc;
 }
@@ -452,7 +421,7 @@ static int push_beyond_bound(yti_queue *q, yti_pkg *p, bool front)
         kick_leader(q);
         wake_poppers(q);
     }
-    unlock_after_push(q);
+    yti_mutex_unlock(&q->mu);
     if (rc)
         yti_pkg_unref(p);
     return rc;
@@ -567,45 +536,12 @@ int yti_queue_wait(yti_queue *q, uint64_t deadline)
     return rc;
 }
 
-int yti_queue_wait_batch(yti_queue *q, size_t min_len, size_t min_bytes, uint64_t deadline)
-{
-    /* Usually the batch gathered while the caller wrote the last one: no lock then. */
-    if (yti_queue_len_hint(q) >= min_len || yti_queue_bytes_hint(q) >= min_bytes)
-        return YT_OK;
-    int rc;
-    yti_mutex_lock(&q->mu);
-    for (;;) {
-        if (q->closed) {
-            rc = yti_error(YT_ECLOSED, "Queue is closed");
-            break;
-        }
-        if (q->len >= min_len || q->bytes >= min_bytes || q->kicked) {
-            rc = YT_OK;
-            break;
-        }
-        if (deadline == 0 || (deadline != YTI_FOREVER && yti_now() >= deadline)) {
-            rc = yti_error(YT_ETIMEDOUT, "Timed out waiting for a batch");
-            break;
-        }
-        /* One batch sleeper at a time (a connection's sender): its thresholds are the queue's. */
-        q->batchers++;
-        q->batch_len = min_len;
-        q->batch_bytes = min_bytes;
-        yti_cond_until(&q->batch, &q->mu, deadline);
-        q->batchers--;
-    }
-    yti_mutex_unlock(&q->mu);
-    return rc;
-}
-
 void yti_queue_kick(yti_queue *q)
 {
     yti_mutex_lock(&q->mu);
     q->kicked = true;
     if (q->watchers)
         yti_cond_broadcast(&q->nonempty);
-    if (q->batchers)
-        yti_cond_broadcast(&q->batch);
     yti_mutex_unlock(&q->mu);
 }
 
@@ -668,8 +604,6 @@ void yti_queue_close(yti_queue *q)
         kick_leader(q);
         if (q->poppers || q->watchers)
             yti_cond_broadcast(&q->nonempty);
-        if (q->batchers)
-            yti_cond_broadcast(&q->batch);
         if (q->throttled)
             yti_cond_broadcast(&q->drained);
     }

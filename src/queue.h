@@ -72,14 +72,6 @@ yti_pkg *yti_queue_peek(yti_queue *q);
 /* Waits until the queue is non-empty (or closed / deadline); removes nothing. */
 int yti_queue_wait(yti_queue *q, uint64_t deadline);
 
-/* Waits, without taking anything, until the queue holds at least min_len packages or min_bytes
- * bytes (yti_queue_bytes_hint), is kicked (the kick stays for the next yti_queue_wait), closes,
- * or deadline passes; pushes wake the sleeper only once that is met, so a stream lets a batch
- * gather without a wake-up per package. One such sleeper at a time per queue. YT_OK,
- * YT_ETIMEDOUT (whatever is queued stays) or YT_ECLOSED; a closed queue that still holds the
- * batch may answer YT_OK (checked without the lock): a pop then reports the close. */
-int yti_queue_wait_batch(yti_queue *q, size_t min_len, size_t min_bytes, uint64_t deadline);
-
 /* Ends the current or next yti_queue_wait() with YT_OK although the queue may be empty: its
  * consumer has other work (a connection's sender: finishing a write another thread began). */
 void yti_queue_kick(yti_queue *q);

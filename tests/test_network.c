@@ -964,16 +964,17 @@ static void *discard_main(void *arg)
     return NULL;
 }
 
-/* A connection closed while its sender thread lets a stream's next batch gather, with packages
- * still queued: the sender ends (it once spun for good, having skipped the wait that reports
- * the close). Several rounds, since the close has to land in that moment. */
-static void test_close_while_batch_gathers(void)
+/* A connection closed in the middle of a stream, with packages still queued and the sender
+ * thread between two batches: the sender ends (a version that skipped the queue's wait when
+ * packages were waiting spun for good there, the pop failing on the closed queue). Several
+ * rounds, since the close has to land in that moment. */
+static void test_close_with_packages_queued(void)
 {
     for (int round = 0; round < 20; round++) {
         wire w;
         wire_up(&w, NULL, 79);
         yt_channel *pub;
-        CU_ASSERT_EQUAL_FATAL(yt_pub_new(w.ctx, "gather", YT_BINARY, &pub), YT_OK);
+        CU_ASSERT_EQUAL_FATAL(yt_pub_new(w.ctx, "closing", YT_BINARY, &pub), YT_OK);
         pthread_t th;
         CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, discard_main, &w.fd), 0);
         for (uint32_t i = 0; i < 300; i++)
@@ -1063,7 +1064,7 @@ void yt_suite_network(void)
         {"mixed_writes_keep_order", test_mixed_writes_keep_order},
         {"direct_write_rule", test_direct_write_rule},
         {"stream_mostly_queued", test_stream_mostly_queued},
-        {"close_while_batch_gathers", test_close_while_batch_gathers},
+        {"close_with_packages_queued", test_close_with_packages_queued},
         {"reset_peer_bytes_still_delivered", test_reset_peer_bytes_still_delivered},
         {NULL, NULL}};
     yt_add_suite("network", t);

@@ -372,7 +372,7 @@ static void test_clear(void)
 
 /* ---- blocking calls on other threads ---- */
 
-enum op { OP_POP, OP_POP_MANY, OP_WAIT, OP_THROTTLED, OP_WAIT_BELOW, OP_WAIT_BATCH };
+enum op { OP_POP, OP_POP_MANY, OP_WAIT, OP_THROTTLED, OP_WAIT_BELOW };
 
 typedef struct job {
     yti_queue *q;
@@ -380,7 +380,7 @@ typedef struct job {
     uint64_t deadline;
     yti_pkg *pkg; /* for OP_THROTTLED (consumed) */
     size_t threshold;
-    size_t max_bytes; /* for OP_WAIT_BELOW (0: no byte limit) and OP_WAIT_BATCH */
+    size_t max_bytes; /* for OP_WAIT_BELOW; 0: no byte limit */
     double max_wait;
     atomic_int started;
     int rc;
@@ -425,9 +425,6 @@ static void *job_main(void *arg)
     case OP_WAIT_BELOW:
         j->rc = yti_queue_wait_below(j->q, j->threshold, j->max_bytes ? j->max_bytes : SIZE_MAX,
                                      j->deadline);
-        break;
-    case OP_WAIT_BATCH:
-        j->rc = yti_queue_wait_batch(j->q, j->threshold, j->max_bytes, j->deadline);
         break;
     }
     j->elapsed = elapsed_since(t0);
@@ -696,85 +693,6 @@ static void test_wait_below_bytes(void)
     CU_ASSERT(j.elapsed < 5.0);
     CU_ASSERT_EQUAL(yti_queue_clear(q), 3);
     CU_ASSERT_EQUAL(yti_queue_bytes_hint(q), 0);
-    yti_queue_free(q);
-}
-
-/* wait_batch: returns once the queue holds min_len packages or min_bytes bytes and takes
- * nothing; a sleeper is not let go by the pushes before that; a time-out leaves what is queued;
- * a kick ends it (and stays for the next yti_queue_wait); a close ends it. */
-static void test_wait_batch(void)
-{
-    const size_t w = YTI_HEADER_SIZE + 1; /* mk's packages on the wire */
-    yti_queue *q = yti_queue_new(100, YT_DISCARD_OLD);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(q);
-    CU_ASSERT_EQUAL(yti_queue_wait_batch(q, 1, SIZE_MAX, 0), YT_ETIMEDOUT);
-    yti_queue_push(q, mk(0));
-    yti_queue_push(q, mk(1));
-    CU_ASSERT_EQUAL(yti_queue_wait_batch(q, 3, SIZE_MAX, 0), YT_ETIMEDOUT);
-    CU_ASSERT_EQUAL(yti_queue_wait_batch(q, 2, SIZE_MAX, 0), YT_OK);
-    CU_ASSERT_EQUAL(yti_queue_wait_batch(q, 100, 2 * w, 0), YT_OK);
-    uint64_t t0 = yti_now();
-    CU_ASSERT_EQUAL(yti_queue_wait_batch(q, 100, 2 * w + 1, yti_deadline(0.05)), YT_ETIMEDOUT);
-    CU_ASSERT(elapsed_since(t0) >= 0.04);
-    CU_ASSERT_EQUAL(yti_queue_len(q), 2);
-
-    /* A sleeper for four packages: the third, pushed 0.1 s after it fell asleep, does not end
-     * it; the fourth, 0.1 s later, does. */
-    job j = {.q = q, .op = OP_WAIT_BATCH, .threshold = 4, .max_bytes = SIZE_MAX,
-             .deadline = yti_deadline(10)};
-    job_start(&j, 0.1);
-    yti_queue_push(q, mk(2));
-    yti_sleep(0.1);
-    yti_queue_push(q, mk(3));
-    yti_thread_join(&j.t);
-    CU_ASSERT_EQUAL(j.rc, YT_OK);
-    CU_ASSERT(j.elapsed >= 0.2);
-    CU_ASSERT(j.elapsed < 5.0);
-    CU_ASSERT_EQUAL(yti_queue_len(q), 4);
-
-    /* By bytes: a sleeper for 6 packages or 5 packages' bytes ends at the fifth. */
-    job b = {.q = q, .op = OP_WAIT_BATCH, .threshold = 6, .max_bytes = 5 * w,
-             .deadline = yti_deadline(10)};
-    job_start(&b, 0.1);
-    yti_queue_push(q, mk(4));
-    yti_thread_join(&b.t);
-    CU_ASSERT_EQUAL(b.rc, YT_OK);
-    CU_ASSERT(b.elapsed >= 0.1);
-    CU_ASSERT(b.elapsed < 5.0);
-
-    /* Timed out: what is queued stays. */
-    job t = {.q = q, .op = OP_WAIT_BATCH, .threshold = 10, .max_bytes = SIZE_MAX};
-    t.deadline = yti_deadline(0.2);
-    job_start(&t, 0);
-    yti_thread_join(&t.t);
-    CU_ASSERT_EQUAL(t.rc, YT_ETIMEDOUT);
-    CU_ASSERT(t.elapsed >= 0.15);
-    CU_ASSERT(t.elapsed < 5.0);
-    CU_ASSERT_EQUAL(yti_queue_len(q), 5);
-
-    /* A kick ends it on an empty queue and is kept for the next wait, once. */
-    CU_ASSERT_EQUAL(yti_queue_clear(q), 5);
-    job k = {.q = q, .op = OP_WAIT_BATCH, .threshold = 1, .max_bytes = SIZE_MAX,
-             .deadline = yti_deadline(10)};
-    job_start(&k, 0.1);
-    yti_queue_kick(q);
-    yti_thread_join(&k.t);
-    CU_ASSERT_EQUAL(k.rc, YT_OK);
-    CU_ASSERT(k.elapsed >= 0.1);
-    CU_ASSERT(k.elapsed < 5.0);
-    CU_ASSERT_EQUAL(yti_queue_wait(q, 0), YT_OK);
-    CU_ASSERT_EQUAL(yti_queue_wait(q, 0), YT_ETIMEDOUT);
-
-    /* Close ends it, and a closed queue ends it at once. */
-    job c = {.q = q, .op = OP_WAIT_BATCH, .threshold = 1, .max_bytes = SIZE_MAX,
-             .deadline = yti_deadline(10)};
-    job_start(&c, 0.1);
-    yti_queue_close(q);
-    yti_thread_join(&c.t);
-    CU_ASSERT_EQUAL(c.rc, YT_ECLOSED);
-    CU_ASSERT(c.elapsed >= 0.1);
-    CU_ASSERT(c.elapsed < 5.0);
-    CU_ASSERT_EQUAL(yti_queue_wait_batch(q, 1, SIZE_MAX, YTI_FOREVER), YT_ECLOSED);
     yti_queue_free(q);
 }
 
@@ -1130,7 +1048,6 @@ void yt_suite_queue(void)
                                     {"throttled_max_wait", test_throttled_max_wait},
                                     {"wait_below", test_wait_below},
                                     {"wait_below_bytes", test_wait_below_bytes},
-                                    {"wait_batch", test_wait_batch},
                                     {"push_many_and_hint", test_push_many_and_hint},
                                     {"kick", test_kick},
                                     {"push_later_and_wake", test_push_later_and_wake},
